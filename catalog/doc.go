@@ -1,0 +1,22 @@
+// Package catalog is svcdns's service registry: an in-memory
+// hashicorp/go-memdb database of the service instances svcdns answers for,
+// and of the containers (SRV targets) they run in.
+//
+// Every write is one transaction and raises the catalog index; reads never
+// block writers and return objects that are shared and must never be
+// modified. A read can register watch channels in a memdb.WatchSet so that a
+// caller blocks until what it read changes:
+//
+//	cat := catalog.New()
+//	_, err := cat.RegisterInstance(&catalog.Instance{
+//		ID: "books-1", Service: "books-ms", Protocol: "tcp", Port: 8080,
+//		Addrs: []catalog.NetAddr{{Prefix: netip.MustParsePrefix("10.0.0.5/32")}},
+//		Passing: true,
+//	})
+//	ws := memdb.NewWatchSet()
+//	idx, insts, err := cat.Service(ws, catalog.ServiceQuery{Service: "books-ms", PassingOnly: true})
+//	_ = ws.WatchCtx(ctx) // returns when books-ms changes, or ctx is done
+//
+// The catalog knows nothing of Docker or DNS: the watcher package turns
+// containers into Containers and Instances, the dnsserver package reads them.
+package catalog
