@@ -488,6 +488,7 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		w.changed = true
 	}
 
+	instancesChanged := false
 	keep := make(map[string]bool, len(r.Instances))
 	for _, inst := range r.Instances {
 		keep[inst.ID] = true
@@ -506,16 +507,17 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		if err := w.deleteInstance(id); err != nil {
 			return changeNone, err
 		}
-		ch = max(ch, changeUpdated)
+		instancesChanged = true
 	}
 	for _, inst := range r.Instances {
 		changed, err := w.putInstance(inst)
 		if err != nil {
 			return changeNone, err
 		}
-		if changed {
-			ch = max(ch, changeUpdated)
-		}
+		instancesChanged = instancesChanged || changed
+	}
+	if ch == changeNone && instancesChanged {
+		ch = changeUpdated
 	}
 	return ch, nil
 }

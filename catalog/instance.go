@@ -155,6 +155,14 @@ func NormalizeLabel(s string) (string, error) {
 	if len(quoted) > show {
 		quoted = quoted[:show] + "…"
 	}
+	for i := 0; i < len(s); i++ {
+		// Checked before lower-casing: strings.ToLower maps some non-ASCII
+		// runes (U+212A KELVIN SIGN) to ASCII letters, which would let a
+		// look-alike name pass as "kube".
+		if s[i] >= 0x80 || s[i] == 0 {
+			return "", fmt.Errorf("%w name %q: only letters, digits and inner hyphens are allowed (RFC 1123), found a non-ASCII or NUL byte", ErrInvalid, quoted)
+		}
+	}
 	l := strings.ToLower(s)
 	switch {
 	case l == "":

@@ -1,0 +1,259 @@
+package watcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+)
+
+// fakeDocker is a dockerAPI made of functions.
+type fakeDocker struct {
+	ContainerListFn    func(context.Context, container.ListOptions) ([]container.Summary, error)
+	ContainerInspectFn func(context.Context, string) (container.InspectResponse, error)
+	EventsFn           func(context.Context, events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+var _ dockerAPI = (*fakeDocker)(nil)
+
+func (f *fakeDocker) ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+	return f.ContainerListFn(ctx, o)
+}
+
+func (f *fakeDocker) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	return f.ContainerInspectFn(ctx, id)
+}
+
+func (f *fakeDocker) Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
+	return f.EventsFn(ctx, o)
+}
+
+// errDaemonDown is what every call returns while the fake daemon is down.
+var errDaemonDown = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+
+// engine is a scripted Docker daemon: containers the test starts, stops and
+// removes, and one event stream per subscription, into which the test emits
+// events. Like the real daemon, it never emits an event by itself.
+type engine struct {
+	mu       sync.Mutex
+	ctrs     map[string]*container.InspectResponse
+	down     bool
+	stream   *fakeStream
+	streams  int
+	lists    int
+	inspects map[string]int
+	// Hooks, run inside the calls with mu released.
+	onList        func(n int)                                // before the n-th list reads the containers
+	beforeInspect func(ctx context.Context, id string) error // may block, or fail the inspect
+	afterInspect  func(id string)
+}
+
+type fakeStream struct {
+	ctx  context.Context
+	opts events.ListOptions
+	msgs chan events.Message
+	errs chan error
+}
+
+func newEngine() *engine {
+	return &engine{ctrs: map[string]*container.InspectResponse{}, inspects: map[string]int{}}
+}
+
+func (e *engine) api() *fakeDocker {
+	return &fakeDocker{
+		ContainerListFn: func(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+			e.mu.Lock()
+			e.lists++
+			n, hook, down := e.lists, e.onList, e.down
+			e.mu.Unlock()
+			if down {
+				return nil, errDaemonDown
+			}
+			if hook != nil {
+				hook(n)
+			}
+			lf, err := parseFilters(prefixAll("label=", o.Filters.Get("label")))
+			if err != nil {
+				return nil, err
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			var out []container.Summary
+			for _, c := range e.ctrs {
+				if c.State.Running && matchLabels(lf, c.Config.Labels) {
+					out = append(out, container.Summary{ID: c.ID, Names: []string{c.Name}, Labels: c.Config.Labels, State: c.State.Status})
+				}
+			}
+			return out, nil
+		},
+		ContainerInspectFn: func(ctx context.Context, id string) (container.InspectResponse, error) {
+			e.mu.Lock()
+			e.inspects[id]++
+			before, after, down := e.beforeInspect, e.afterInspect, e.down
+			e.mu.Unlock()
+			if down {
+				return container.InspectResponse{}, errDaemonDown
+			}
+			if before != nil {
+				if err := before(ctx, id); err != nil {
+					return container.InspectResponse{}, err
+				}
+			}
+			e.mu.Lock()
+			c, ok := e.ctrs[id]
+			var resp container.InspectResponse
+			if ok {
+				resp = clone(c)
+			}
+			e.mu.Unlock()
+			if after != nil {
+				after(id)
+			}
+			if !ok {
+				return resp, fmt.Errorf("Error response from daemon: No such container: %s: %w", id, cerrdefs.ErrNotFound)
+			}
+			return resp, nil
+		},
+		EventsFn: func(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
+			s := &fakeStream{ctx: ctx, opts: o, msgs: make(chan events.Message), errs: make(chan error, 1)}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.streams++
+			if e.down {
+				s.errs <- errDaemonDown
+				return s.msgs, s.errs
+			}
+			e.stream = s
+			return s.msgs, s.errs
+		},
+	}
+}
+
+func prefixAll(p string, list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = p + s
+	}
+	return out
+}
+
+// clone deep-copies an inspect response, as a new GET would return.
+func clone(c *container.InspectResponse) container.InspectResponse {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	var out container.InspectResponse
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// ctrID is the 64-hex container ID of test container n.
+func ctrID(n int) string { return fmt.Sprintf("%064x", n) }
+
+// newCtr is a running container on the default bridge exposing 8080/tcp.
+func newCtr(n int, name string, labels ...string) *container.InspectResponse {
+	c := &container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID:         ctrID(n),
+			Name:       "/" + name,
+			Image:      "sha256:" + fmt.Sprintf("%064x", 1000+n),
+			State:      &container.State{Status: container.StateRunning, Running: true},
+			HostConfig: &container.HostConfig{NetworkMode: "default"},
+		},
+		Config: &container.Config{
+			Image:        "example/" + name + ":1",
+			Labels:       map[string]string{},
+			ExposedPorts: nat.PortSet{"8080/tcp": {}},
+		},
+		NetworkSettings: &container.NetworkSettings{
+			Networks: map[string]*network.EndpointSettings{
+				"bridge": {IPAddress: fmt.Sprintf("172.17.%d.%d", n/250, n%250+2), IPPrefixLen: 16},
+			},
+		},
+	}
+	for i := 0; i+1 < len(labels); i += 2 {
+		c.Config.Labels[labels[i]] = labels[i+1]
+	}
+	return c
+}
+
+// set changes the engine's containers under its lock.
+func (e *engine) set(f func(ctrs map[string]*container.InspectResponse)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f(e.ctrs)
+}
+
+func (e *engine) run(c *container.InspectResponse) {
+	e.set(func(m map[string]*container.InspectResponse) {
+		c.State.Running, c.State.Paused, c.State.Status = true, false, container.StateRunning
+		m[c.ID] = c
+	})
+}
+
+func (e *engine) mutate(id string, f func(c *container.InspectResponse)) {
+	e.set(func(m map[string]*container.InspectResponse) { f(m[id]) })
+}
+
+func (e *engine) setDown(down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.down = down
+}
+
+func (e *engine) counts() (streams, lists int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.streams, e.lists
+}
+
+func (e *engine) inspected(id string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inspects[id]
+}
+
+func (e *engine) current() *fakeStream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stream
+}
+
+// emit sends one event on the current stream, as the daemon would; it
+// returns once the watcher has read it.
+func (e *engine) emit(typ events.Type, action, actorID string, attrs ...string) error {
+	s := e.current()
+	if s == nil {
+		return errors.New("no event stream")
+	}
+	m := events.Message{Type: typ, Action: events.Action(action), Actor: events.Actor{ID: actorID, Attributes: map[string]string{}}, Time: time.Now().Unix()}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		m.Actor.Attributes[attrs[i]] = attrs[i+1]
+	}
+	select {
+	case s.msgs <- m:
+		return nil
+	case <-s.ctx.Done():
+		return fmt.Errorf("stream closed: %w", s.ctx.Err())
+	case <-time.After(10 * time.Second):
+		return errors.New("nobody reads the event stream")
+	}
+}
+
+// breakStream ends the current stream with err, as a daemon restart does.
+func (e *engine) breakStream(err error) {
+	if s := e.current(); s != nil {
+		s.errs <- err
+	}
+}

@@ -1,0 +1,783 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/svcdns/svcdns/catalog"
+)
+
+// barrierID names a container that never exists. An event for it, once
+// inspected, proves that every event queued before it has been applied: one
+// goroutine applies the queue in order.
+var barrierID = ctrID(999_999)
+
+type harness struct {
+	t      *testing.T
+	e      *engine
+	cat    *catalog.Catalog
+	w      *Watcher
+	reg    *prometheus.Registry
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newHarness makes a watcher on a fake engine; change cfg or the tunables
+// before start.
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, e: newEngine(), cat: catalog.New(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	cfg.Catalog = h.cat
+	cfg.Node = testNode
+	cfg.AdvertiseIP = testAdvertise
+	cfg.Registerer = h.reg
+	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w, err := newWatcher(cfg, h.e.api())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tunables.backoffMin, w.tunables.backoffMax = time.Millisecond, 4*time.Millisecond
+	h.w = w
+	return h
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.w.Run(ctx) }()
+	h.t.Cleanup(func() {
+		if err := h.stop(); err != nil {
+			h.t.Error(err)
+		}
+		if h.t.Failed() {
+			h.t.Logf("watcher log:\n%s", h.logs)
+		}
+	})
+}
+
+// stop cancels Run and waits for it to return.
+func (h *harness) stop() error {
+	if h.done == nil {
+		return nil
+	}
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done = nil
+		if err != nil {
+			return fmt.Errorf("Run returned %v, want nil", err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("Run did not return after cancel")
+	}
+}
+
+// waitFor polls cond; a deadline only turns a hang into a failure.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; catalog: %q; status %+v", what, h.view(), h.w.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (h *harness) waitSynced() {
+	h.t.Helper()
+	h.waitFor("first sync", h.w.Synced)
+}
+
+// view renders the node's Docker containers: their names sorted, "(down)"
+// for those not passing, "[n]" when a container has n != 1 instances, and
+// any instance left without its container.
+func (h *harness) view() string {
+	ctrs, err := h.cat.Containers(catalog.SourceDocker, testNode)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	insts, err := h.cat.Instances(catalog.SourceDocker, testNode)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, i := range insts {
+		per[i.ContainerID]++
+	}
+	var parts []string
+	for _, c := range ctrs {
+		s := c.Name
+		if !c.Passing {
+			s += "(down)"
+		}
+		if n := per[c.ID]; n != 1 {
+			s += fmt.Sprintf("[%d]", n)
+		}
+		delete(per, c.ID)
+		parts = append(parts, s)
+	}
+	for id := range per {
+		parts = append(parts, "orphan:"+shortID(id))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func (h *harness) wantView(want string) {
+	h.t.Helper()
+	if got := h.view(); got != want {
+		h.t.Fatalf("catalog %q, want %q", got, want)
+	}
+}
+
+// barrier returns once every event emitted before it has been applied.
+func (h *harness) barrier() {
+	h.t.Helper()
+	n := h.e.inspected(barrierID)
+	if err := h.e.emit(events.ContainerEventType, "start", barrierID); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitFor("barrier event", func() bool { return h.e.inspected(barrierID) > n })
+	// The barrier's own inspect finds nothing; its delete is a no-op, and
+	// everything before it is done.
+}
+
+// event emits a container event and waits until it is applied.
+func (h *harness) event(action, id string) {
+	h.t.Helper()
+	if err := h.e.emit(events.ContainerEventType, action, id); err != nil {
+		h.t.Fatal(err)
+	}
+	h.barrier()
+}
+
+func (h *harness) metric(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+// TestEventSequence applies the events of a container's life, one at a
+// time, and checks the catalog after each: the event only says which
+// container to look at, the inspect says what is true.
+func TestEventSequence(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b, x := newCtr(1, "a"), newCtr(2, "b"), newCtr(3, "x")
+	b.State.Health = &container.Health{Status: container.Starting}
+	h.e.run(a)
+	h.e.run(b)
+	h.e.run(x)
+	h.e.mutate(x.ID, func(c *container.InspectResponse) { c.State.Running = false; c.State.Status = container.StateExited })
+	c := newCtr(4, "c")
+
+	// Status is read concurrently with everything below (go test -race).
+	stopReader := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stopReader:
+				return
+			default:
+				_ = h.w.Status()
+				_ = h.w.Synced()
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	defer func() { close(stopReader); readers.Wait() }()
+
+	h.start()
+	h.waitSynced()
+	h.wantView("a b(down)")
+
+	steps := []struct {
+		name   string
+		change func()
+		event  func() error
+		want   string
+		check  func(t *testing.T)
+	}{
+		{name: "start c", change: func() { h.e.run(c) },
+			event: func() error { return h.e.emit(events.ContainerEventType, "start", c.ID) }, want: "a b(down) c"},
+		{name: "die a", change: func() {
+			h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Running = false; c.State.Status = container.StateExited })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "die", a.ID) }, want: "b(down) c"},
+		{name: "b turns healthy", change: func() {
+			h.e.mutate(b.ID, func(c *container.InspectResponse) { c.State.Health.Status = container.Healthy })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "health_status: healthy", b.ID) }, want: "b c"},
+		{name: "pause c", change: func() {
+			h.e.mutate(c.ID, func(c *container.InspectResponse) { c.State.Paused = true; c.State.Status = container.StatePaused })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "pause", c.ID) }, want: "b c(down)"},
+		{name: "unpause c", change: func() {
+			h.e.mutate(c.ID, func(c *container.InspectResponse) { c.State.Paused = false; c.State.Status = container.StateRunning })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "unpause", c.ID) }, want: "b c"},
+		{name: "rename c to d", change: func() {
+			h.e.mutate(c.ID, func(c *container.InspectResponse) { c.Name = "/d" })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "rename", c.ID) }, want: "b d",
+			check: func(t *testing.T) {
+				if old, _ := h.cat.ContainersByName("c"); len(old) != 0 {
+					t.Fatal("old name still answered")
+				}
+				inst, err := h.cat.Instance(c.ID + ":8080/tcp")
+				if err != nil || inst.ContainerName != "d" {
+					t.Fatalf("instance target not renamed: %+v, %v", inst, err)
+				}
+			}},
+		{name: "b joins a second network", change: func() {
+			h.e.mutate(b.ID, func(c *container.InspectResponse) {
+				c.NetworkSettings.Networks["backend"] = &network.EndpointSettings{IPAddress: "10.9.0.2", IPPrefixLen: 24}
+			})
+		}, event: func() error {
+			return h.e.emit(events.NetworkEventType, "connect", "netid-backend", "container", b.ID, "name", "backend", "type", "bridge")
+		}, want: "b d",
+			check: func(t *testing.T) {
+				inst, err := h.cat.Instance(b.ID + ":8080/tcp")
+				if err != nil || addrsStr(inst.Addrs) != "backend/10.9.0.2/24,bridge/172.17.0.4/16" {
+					t.Fatalf("addresses after connect: %+v, %v", inst, err)
+				}
+			}},
+		{name: "a starts again", change: func() { h.e.run(a) },
+			event: func() error { return h.e.emit(events.ContainerEventType, "start", a.ID) }, want: "a b d"},
+		{name: "destroy d (inspect: not found)", change: func() {
+			h.e.set(func(m map[string]*container.InspectResponse) { delete(m, c.ID) })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "destroy", c.ID) }, want: "a b"},
+		{name: "a lying die event changes nothing", change: func() {},
+			event: func() error { return h.e.emit(events.ContainerEventType, "die", a.ID) }, want: "a b"},
+		{name: "a start event for a stopped container adds nothing", change: func() {},
+			event: func() error { return h.e.emit(events.ContainerEventType, "start", x.ID) }, want: "a b"},
+		{name: "stop b, with only a kill event", change: func() {
+			h.e.mutate(b.ID, func(c *container.InspectResponse) { c.State.Running = false; c.State.Status = container.StateExited })
+		}, event: func() error { return h.e.emit(events.ContainerEventType, "kill", b.ID) }, want: "a"},
+		{name: "events about other things are ignored", change: func() {},
+			event: func() error {
+				if err := h.e.emit(events.NetworkEventType, "destroy", "netid-backend"); err != nil {
+					return err
+				}
+				return h.e.emit(events.ContainerEventType, "start", "not-a-container-id")
+			}, want: "a"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.change()
+			if err := s.event(); err != nil {
+				t.Fatal(err)
+			}
+			h.barrier()
+			h.wantView(s.want)
+			if s.check != nil {
+				s.check(t)
+			}
+		})
+	}
+	if _, lists := h.e.counts(); lists != 1 {
+		t.Errorf("%d lists, want 1: events alone kept the catalog", lists)
+	}
+	if n := h.e.inspected("not-a-container-id"); n != 0 {
+		t.Errorf("an invalid container id was inspected")
+	}
+	st := h.w.Status()
+	if !st.Connected || !st.Synced || st.Resyncs != 1 || st.Repairs != 0 || st.Events == 0 || st.LastError != "" {
+		t.Errorf("status %+v", st)
+	}
+	if got := h.metric(h.w.met.events.WithLabelValues("health_status")); got != 1 {
+		t.Errorf("health_status events counted %v, want 1", got)
+	}
+	if got := h.metric(h.w.met.connected); got != 1 {
+		t.Errorf("connected gauge %v", got)
+	}
+	for _, want := range []string{`msg="container added" container=c`, `msg="container removed" container=a`, `msg="container updated" container=d`} {
+		if !strings.Contains(h.logs.String(), want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
+
+// TestStartBetweenSubscribeAndList: a container that starts after the
+// subscription but before the list is in both; it is stored exactly once.
+// One that dies between its inspect and the replace is removed after it.
+func TestStartBetweenSubscribeAndList(t *testing.T) {
+	h := newHarness(t, Config{})
+	y := newCtr(2, "y")
+	h.e.run(y)
+	x := newCtr(1, "x")
+	var hookErr error
+	h.e.onList = func(n int) {
+		if n != 1 {
+			return
+		}
+		h.e.run(x)
+		hookErr = h.e.emit(events.ContainerEventType, "start", x.ID)
+	}
+	h.e.afterInspect = func(id string) {
+		if id != y.ID || h.e.inspected(y.ID) != 1 {
+			return
+		}
+		// y answered "running"; it dies before the catalog is replaced.
+		h.e.mutate(y.ID, func(c *container.InspectResponse) { c.State.Running = false; c.State.Status = container.StateExited })
+		if err := h.e.emit(events.ContainerEventType, "die", y.ID); err != nil {
+			panic(err)
+		}
+	}
+	h.start()
+	h.waitSynced()
+	h.barrier()
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	h.wantView("x")
+	if got, _ := h.cat.ContainersByName("x"); len(got) != 1 {
+		t.Fatalf("%d containers named x", len(got))
+	}
+	if n := h.e.inspected(x.ID); n != 2 {
+		t.Errorf("x inspected %d times, want 2 (list, then its event)", n)
+	}
+}
+
+// TestReconnectRepairs: the stream drops, Docker is away for a while (the
+// catalog serves what it had), containers change without any event reaching
+// the watcher, and the reconnect's list repairs the catalog.
+func TestReconnectRepairs(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b, c := newCtr(1, "a"), newCtr(2, "b"), newCtr(3, "c")
+	h.e.run(a)
+	h.e.run(b)
+	h.start()
+	h.waitSynced()
+	h.wantView("a b")
+
+	h.e.setDown(true)
+	h.e.breakStream(io.ErrUnexpectedEOF)
+	h.waitFor("disconnect", func() bool { return !h.w.Status().Connected })
+	streams, _ := h.e.counts()
+	h.waitFor("a failed reconnect", func() bool { s, _ := h.e.counts(); return s > streams })
+	h.wantView("a b") // stale, not empty
+	if st := h.w.Status(); !st.Synced || st.LastError == "" {
+		t.Fatalf("status while away %+v", st)
+	}
+
+	h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Running = false; c.State.Status = container.StateExited })
+	h.e.run(c)
+	h.e.mutate(b.ID, func(c *container.InspectResponse) { c.State.Paused = true })
+	h.e.setDown(false)
+	h.waitFor("reconnect", func() bool { return h.w.Status().Connected })
+	h.wantView("b(down) c")
+
+	st := h.w.Status()
+	if st.Resyncs != 2 || st.Repairs != 3 || st.LastError != "" {
+		t.Errorf("status %+v, want 2 resyncs and 3 repairs (a removed, c added, b updated)", st)
+	}
+	if got := h.metric(h.w.met.repairs); got != 3 {
+		t.Errorf("repairs_total %v", got)
+	}
+	if got := h.metric(h.w.met.reconnects); got < 1 {
+		t.Errorf("reconnects_total %v", got)
+	}
+	if !strings.Contains(h.logs.String(), "docker event stream lost") {
+		t.Errorf("no log line for the lost stream")
+	}
+
+	// The new stream works.
+	h.e.mutate(b.ID, func(c *container.InspectResponse) { c.State.Paused = false })
+	h.event("unpause", b.ID)
+	h.wantView("b c")
+}
+
+// TestDaemonAbsentAtStart: no daemon is not fatal; the watcher retries,
+// logs, and syncs when the daemon appears.
+func TestDaemonAbsentAtStart(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.e.run(newCtr(1, "a"))
+	h.e.setDown(true)
+	h.start()
+	h.waitFor("three attempts", func() bool { s, _ := h.e.counts(); return s >= 3 })
+	if h.w.Synced() || h.view() != "" {
+		t.Fatalf("synced without a daemon: %q", h.view())
+	}
+	if st := h.w.Status(); st.Connected || !strings.Contains(st.LastError, "Cannot connect") {
+		t.Fatalf("status %+v", st)
+	}
+	h.e.setDown(false)
+	h.waitSynced()
+	h.wantView("a")
+
+	// One WARN for the repeated identical error, with attempt and delay;
+	// the repeats go to DEBUG.
+	var warns, debugs int
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if !strings.Contains(line, "docker unavailable") {
+			continue
+		}
+		if !strings.Contains(line, "attempt=") || !strings.Contains(line, "delay=") {
+			t.Errorf("retry line without attempt and delay: %s", line)
+		}
+		switch {
+		case strings.Contains(line, "level=WARN"):
+			warns++
+		case strings.Contains(line, "level=DEBUG"):
+			debugs++
+		}
+	}
+	if warns != 1 || debugs < 1 {
+		t.Errorf("%d WARN and %d DEBUG retry lines, want 1 and at least 1", warns, debugs)
+	}
+}
+
+// TestQueueOverflow: more containers waiting than the queue holds turn into
+// one full resync.
+func TestQueueOverflow(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.w.tunables.maxQueue = 4
+	h.start()
+	h.waitSynced()
+
+	release := make(chan struct{})
+	var ctrs []*container.InspectResponse
+	for i := 1; i <= 10; i++ {
+		c := newCtr(i, fmt.Sprintf("c%d", i))
+		ctrs = append(ctrs, c)
+		h.e.run(c)
+	}
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id == ctrs[0].ID {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	before := h.w.Status().Events
+	for _, c := range ctrs {
+		if err := h.e.emit(events.ContainerEventType, "start", c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every event is queued (or has overflowed the queue) once counted.
+	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+10 })
+	close(release)
+	h.waitFor("resync", func() bool { return h.w.Status().Resyncs == 2 })
+	h.barrier()
+	h.wantView("c1 c10 c2 c3 c4 c5 c6 c7 c8 c9")
+	if got := h.metric(h.w.met.resyncs.WithLabelValues(syncOverflow)); got != 1 {
+		t.Errorf("overflow resyncs %v, want 1", got)
+	}
+	for _, c := range ctrs[5:] {
+		if n := h.e.inspected(c.ID); n != 1 {
+			t.Errorf("%s inspected %d times, want once (by the resync)", c.Name, n)
+		}
+	}
+}
+
+// TestEventsMergedPerContainer: a storm of events for one container, queued
+// while the watcher is busy, costs one inspect.
+func TestEventsMergedPerContainer(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, busy := newCtr(1, "a"), newCtr(2, "busy")
+	a.State.Health = &container.Health{Status: container.Starting}
+	h.e.run(a)
+	h.start()
+	h.waitSynced()
+	h.wantView("a(down)")
+
+	release := make(chan struct{})
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id == busy.ID {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	h.e.run(busy)
+	n := h.e.inspected(a.ID)
+	before := h.w.Status().Events
+	if err := h.e.emit(events.ContainerEventType, "start", busy.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the apply loop busy inspecting", func() bool { return h.e.inspected(busy.ID) > 0 })
+	for i := range 100 {
+		status := []string{"unhealthy", "healthy"}[i%2]
+		if err := h.e.emit(events.ContainerEventType, "health_status: "+status, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+101 })
+	h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Health.Status = container.Healthy })
+	close(release)
+	h.barrier()
+	h.wantView("a busy")
+	if got := h.e.inspected(a.ID) - n; got != 1 {
+		t.Errorf("a inspected %d times for 100 events, want 1", got)
+	}
+}
+
+// TestInspectErrorReconnects: an inspect that fails (other than not found)
+// leaves the container's state unknown; the watcher reconnects and lists,
+// and never removes a container it could not inspect.
+func TestInspectErrorReconnects(t *testing.T) {
+	h := newHarness(t, Config{})
+	a := newCtr(1, "a")
+	h.e.run(a)
+	h.start()
+	h.waitSynced()
+	var once sync.Once
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		var err error
+		if id == a.ID {
+			once.Do(func() { err = errors.New("Error response from daemon: i/o timeout") })
+		}
+		return err
+	}
+	if err := h.e.emit(events.ContainerEventType, "die", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("resync after the failed inspect", func() bool { return h.w.Status().Resyncs == 2 && h.w.Status().Connected })
+	h.wantView("a")
+	if got := h.metric(h.w.met.inspectErrors); got != 1 {
+		t.Errorf("inspect errors %v", got)
+	}
+}
+
+// TestFilters: only containers with the filter's labels are served, from
+// the list and from events alike.
+func TestFilters(t *testing.T) {
+	h := newHarness(t, Config{Filters: []string{"label=env=prod"}})
+	a, b := newCtr(1, "a", "env", "prod"), newCtr(2, "b", "env", "dev")
+	h.e.run(a)
+	h.e.run(b)
+	h.start()
+	h.waitSynced()
+	h.wantView("a")
+	h.event("start", b.ID)
+	h.wantView("a")
+
+	s := h.e.current()
+	if got := s.opts.Filters.Get("label"); len(got) != 0 {
+		t.Errorf("event subscription filters on labels %v: network events would be lost", got)
+	}
+	if !s.opts.Filters.ExactMatch("type", "network") || !s.opts.Filters.ExactMatch("type", "container") || !s.opts.Filters.ExactMatch("event", "health_status") {
+		t.Errorf("event filters %v", s.opts.Filters)
+	}
+	if s.opts.Since == "" {
+		t.Errorf("no since: events between the daemon's response and its subscription would be lost")
+	}
+
+	if _, err := newWatcher(Config{Catalog: catalog.New(), Node: "n", AdvertiseIP: testAdvertise, Filters: []string{"name=web"}}, h.e.api()); err == nil {
+		t.Error("a non-label filter was accepted")
+	}
+}
+
+// TestCancel: Run returns nil promptly when ctx is done, whatever it is
+// doing, and closes its event stream.
+func TestCancel(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(h *harness)
+		reach func(h *harness)
+	}{
+		{name: "following events", setup: func(*harness) {}, reach: func(h *harness) { h.waitSynced() }},
+		{name: "backing off", setup: func(h *harness) {
+			h.e.setDown(true)
+			h.w.tunables.backoffMin, h.w.tunables.backoffMax = time.Hour, time.Hour
+		}, reach: func(h *harness) {
+			h.waitFor("a failed attempt", func() bool { return h.w.Status().LastError != "" })
+		}},
+		{name: "inside an inspect", setup: func(h *harness) {
+			h.e.run(newCtr(1, "a"))
+			h.e.beforeInspect = func(ctx context.Context, id string) error { <-ctx.Done(); return ctx.Err() }
+		}, reach: func(h *harness) {
+			h.waitFor("the inspect", func() bool { return h.e.inspected(ctrID(1)) > 0 })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			tt.setup(h)
+			h.start()
+			tt.reach(h)
+			if err := h.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if s := h.e.current(); s != nil && s.ctx.Err() == nil {
+				t.Error("event stream left open")
+			}
+			if h.w.Status().Connected {
+				t.Error("still connected after Run returned")
+			}
+		})
+	}
+}
+
+// TestRejectedNamesLoggedOnce: a bad label is one WARN and one count, not
+// one per resync.
+func TestRejectedNamesLoggedOnce(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.e.run(newCtr(1, "a", "SERVICE_NAME", "v1.books-ms"))
+	h.start()
+	h.waitSynced()
+	h.event("start", ctrID(1))
+	h.event("health_status: healthy", ctrID(1))
+	h.wantView("a[0]")
+	if got := strings.Count(h.logs.String(), "container name rejected"); got != 1 {
+		t.Errorf("%d WARN lines, want 1", got)
+	}
+	if got := h.metric(h.w.met.rejected.WithLabelValues(reasonDotted)); got != 1 {
+		t.Errorf("rejected_names_total{reason=dotted} %v, want 1", got)
+	}
+}
+
+func TestMetricsLint(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.e.run(newCtr(1, "a"))
+	h.start()
+	h.waitSynced()
+	h.event("start", ctrID(1))
+	problems, err := testutil.GatherAndLint(h.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	for _, want := range []string{
+		"svcdns_watcher_connected", "svcdns_watcher_last_sync_timestamp_seconds", "svcdns_watcher_events_total",
+		"svcdns_watcher_resyncs_total", "svcdns_watcher_event_queue_length", "svcdns_watcher_sync_duration_seconds",
+	} {
+		if !slices.Contains(names, want) {
+			t.Errorf("metric %s missing from %v", want, names)
+		}
+	}
+	if _, err := newMetrics(h.reg); err == nil {
+		t.Error("registering twice did not fail")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	const lo, hi = 250 * time.Millisecond, 10 * time.Second
+	for n := 1; n <= 40; n++ {
+		want := min(lo<<min(n-1, 31), hi)
+		for range 20 {
+			if d := backoff(n, lo, hi); d < want/2 || d > want {
+				t.Fatalf("attempt %d: %v outside [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+}
+
+func TestEventContainer(t *testing.T) {
+	id := ctrID(7)
+	tests := []struct {
+		name string
+		msg  events.Message
+		want string
+	}{
+		{"container event", events.Message{Type: events.ContainerEventType, Action: "die", Actor: events.Actor{ID: id}}, id},
+		{"deprecated id field", events.Message{Type: events.ContainerEventType, Action: "die", ID: id}, id},
+		{"network connect", events.Message{Type: events.NetworkEventType, Action: "connect", Actor: events.Actor{ID: "net", Attributes: map[string]string{"container": id}}}, id},
+		{"network destroy", events.Message{Type: events.NetworkEventType, Action: "destroy", Actor: events.Actor{ID: "net"}}, ""},
+		{"image event", events.Message{Type: events.ImageEventType, Action: "pull", Actor: events.Actor{ID: id}}, ""},
+		{"short id", events.Message{Type: events.ContainerEventType, Action: "start", Actor: events.Actor{ID: id[:12]}}, ""},
+		{"path in id", events.Message{Type: events.ContainerEventType, Action: "start", Actor: events.Actor{ID: "../../images/json"}}, ""},
+	}
+	for _, tt := range tests {
+		if got := eventContainer(tt.msg); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestEventQueue(t *testing.T) {
+	var lens []int
+	q := newEventQueue(3, func(n int) { lens = append(lens, n) })
+	for _, id := range []string{"a", "b", "a", "c", "b"} {
+		q.add(id)
+	}
+	ids, overflow := q.take()
+	if fmt.Sprint(ids) != "[a b c]" || overflow {
+		t.Fatalf("take %v %t", ids, overflow)
+	}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		q.add(id)
+	}
+	ids, overflow = q.take()
+	if len(ids) != 0 || !overflow {
+		t.Fatalf("after overflow: %v %t", ids, overflow)
+	}
+	if ids, overflow = q.take(); len(ids) != 0 || overflow {
+		t.Fatalf("overflow not cleared")
+	}
+	if slices.Max(lens) > 3 {
+		t.Fatalf("queue length reported above its bound: %v", lens)
+	}
+}
+
+func TestNewNeedsCatalog(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("New without a catalog succeeded")
+	}
+}
+
+// BenchmarkFullSync: list, inspect and replace 500 containers through the
+// fake engine (no Docker latency), i.e. the watcher's own cost of a resync.
+func BenchmarkFullSync(b *testing.B) {
+	e := newEngine()
+	for i := 1; i <= 500; i++ {
+		e.run(newCtr(i, fmt.Sprintf("c%d", i), "SERVICE_TAGS", "a,b"))
+	}
+	w, err := newWatcher(Config{Catalog: catalog.New(), Node: testNode, AdvertiseIP: testAdvertise}, e.api())
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := newEventQueue(16, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.fullSync(context.Background(), q, syncPeriodic); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
