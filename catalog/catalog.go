@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -16,6 +17,11 @@ import (
 // consistent snapshot and never block writes; writes are serialised.
 type Catalog struct {
 	db *memdb.MemDB
+	// index mirrors the committed catalog index, stored after each commit,
+	// so readers on the DNS hot path can tell whether anything changed
+	// without opening a transaction. It may lag the data by one commit,
+	// never lead it: a cache labelled with it is at worst rebuilt once more.
+	index atomic.Uint64
 }
 
 // New returns an empty catalog at index 0.
@@ -83,9 +89,9 @@ func (q ServiceQuery) Match(inst *Instance) bool {
 // ---- reads ----
 
 // Index returns the catalog index: it grows with every write that changed
-// something.
+// something. It costs one atomic load.
 func (c *Catalog) Index() uint64 {
-	return indexTxn(c.db.Txn(false), nil)
+	return c.index.Load()
 }
 
 func indexTxn(tx *memdb.Txn, ws memdb.WatchSet) uint64 {
@@ -156,6 +162,89 @@ func (c *Catalog) Services(ws memdb.WatchSet) (uint64, []ServiceSummary, error) 
 		}
 	}
 	return idx, out, nil
+}
+
+// WaitService returns the instances of q.Service that q selects once the
+// service's index is above minIndex, or when ctx is done, whichever comes
+// first; it is the long poll of the HTTP API. The error is nil when ctx
+// ends the wait: the caller then answers with what it got.
+func (c *Catalog) WaitService(ctx context.Context, q ServiceQuery, minIndex uint64) (uint64, []*Instance, error) {
+	for {
+		ws := memdb.NewWatchSet()
+		idx, insts, err := c.Service(ws, q)
+		if err != nil || idx > minIndex || minIndex == 0 {
+			return idx, insts, err
+		}
+		if ws.WatchCtx(ctx) != nil {
+			return idx, insts, nil
+		}
+	}
+}
+
+// AllContainers returns every container in the catalog, ordered by id,
+// and the catalog index it was read at.
+func (c *Catalog) AllContainers() (uint64, []*Container, error) {
+	tx := c.db.Txn(false)
+	idx := indexTxn(tx, nil)
+	it, err := tx.Get(tableContainers, indexID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*Container
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*Container))
+	}
+	return idx, out, nil
+}
+
+// Stats counts what the catalog holds, for metrics and /healthz.
+type Stats struct {
+	Index      uint64
+	Services   int // services with at least one instance
+	Instances  int
+	Passing    int
+	Containers int
+}
+
+// Stats returns the catalog's counts from one snapshot. It walks the
+// services and containers tables, so it is for scrapes, not the DNS path.
+func (c *Catalog) Stats() (Stats, error) {
+	tx := c.db.Txn(false)
+	st := Stats{Index: indexTxn(tx, nil)}
+	it, err := tx.Get(tableServices, indexID)
+	if err != nil {
+		return st, fmt.Errorf("count services: %w", err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		s := obj.(*serviceEntry)
+		if s.Instances > 0 {
+			st.Services++
+			st.Instances += s.Instances
+			st.Passing += s.Passing
+		}
+	}
+	ct, err := tx.Get(tableContainers, indexID)
+	if err != nil {
+		return st, fmt.Errorf("count containers: %w", err)
+	}
+	for obj := ct.Next(); obj != nil; obj = ct.Next() {
+		st.Containers++
+	}
+	return st, nil
+}
+
+// HasTag reports whether any passing instance carries tag.
+func (c *Catalog) HasTag(tag string) (bool, error) {
+	it, err := c.db.Txn(false).Get(tableInstances, indexTag, tag)
+	if err != nil {
+		return false, fmt.Errorf("read instances by tag %s: %w", tag, err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if obj.(*Instance).Passing {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Instance returns one instance by id, or ErrNotFound.
@@ -455,6 +544,7 @@ func (c *Catalog) write(fn func(*writeTxn) error) (uint64, error) {
 		return prev, fmt.Errorf("write index: %w", err)
 	}
 	tx.Commit()
+	c.index.Store(w.index)
 	return w.index, nil
 }
 
