@@ -265,6 +265,15 @@ func (c *Catalog) ContainersByName(name string) ([]*Container, error) {
 	return c.containers(indexName, name)
 }
 
+// ContainersByIDPrefix returns the containers whose id starts with prefix
+// (lower-case hex), for <short id>.container.<zone> names.
+func (c *Catalog) ContainersByIDPrefix(prefix string) ([]*Container, error) {
+	if prefix == "" {
+		return nil, nil
+	}
+	return c.containers(indexID+"_prefix", prefix)
+}
+
 // ContainersByAddr returns the containers that have addr on a network.
 func (c *Catalog) ContainersByAddr(addr netip.Addr) ([]*Container, error) {
 	return c.containers(indexAddr, addr)
@@ -425,7 +434,7 @@ func (c *Catalog) RegisterInstance(inst *Instance) (uint64, error) {
 			return fmt.Errorf("read instance %s: %w", inst.ID, err)
 		}
 		if raw != nil && raw.(*Instance).Source != SourceAPI {
-			return fmt.Errorf("%w instance %s: id taken by a %s instance", ErrInvalid, inst.ID, raw.(*Instance).Source)
+			return fmt.Errorf("%w: instance %s: id taken by a %s instance", ErrConflict, inst.ID, raw.(*Instance).Source)
 		}
 		ctr := &Container{
 			ID: inst.ContainerID, Name: inst.ContainerName, Node: inst.Node, Source: SourceAPI,
@@ -544,7 +553,10 @@ func (c *Catalog) write(fn func(*writeTxn) error) (uint64, error) {
 		return prev, fmt.Errorf("write index: %w", err)
 	}
 	tx.Commit()
-	c.index.Store(w.index)
+	// Commit released the writer lock: a later write may have stored its
+	// index already, so only ever raise it.
+	for cur := c.index.Load(); cur < w.index && !c.index.CompareAndSwap(cur, w.index); cur = c.index.Load() {
+	}
 	return w.index, nil
 }
 
@@ -617,19 +629,30 @@ func (w *writeTxn) putInstance(inst *Instance) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read instance %s: %w", inst.ID, err)
 	}
+	heartbeat := false
 	if raw != nil {
 		old := raw.(*Instance)
 		if reflect.DeepEqual(old, inst) {
 			return false, nil
 		}
-		w.services[old.Service] = true
+		// A renewal that only moves the expiry changes no answer: it must
+		// not raise the service's index, or every TTL heartbeat would wake
+		// every long poll on the service.
+		renewed := *old
+		renewed.Expires = inst.Expires
+		heartbeat = reflect.DeepEqual(&renewed, inst)
+		if !heartbeat {
+			w.services[old.Service] = true
+		}
 	}
 	if err := w.tx.Insert(tableInstances, inst); err != nil {
 		return false, fmt.Errorf("write instance %s: %w", inst.ID, err)
 	}
-	w.services[inst.Service] = true
+	if !heartbeat {
+		w.services[inst.Service] = true
+	}
 	w.changed = true
-	return true, nil
+	return !heartbeat, nil
 }
 
 func (w *writeTxn) deleteInstance(id string) error {

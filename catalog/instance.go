@@ -30,6 +30,8 @@ const (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrInvalid  = errors.New("invalid")
+	// ErrConflict is a write that would take over what another source owns.
+	ErrConflict = errors.New("conflict")
 )
 
 // NetAddr is one address of a container on one network. Prefix holds the

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/svcdns/svcdns/dnsserver"
+	"github.com/svcdns/svcdns/forward"
+)
+
+// config is the validated command line: every flag, each also read from
+// SVCDNS_<FLAG> (upper case, '-' as '_'); a flag given on the command line
+// wins over its environment variable.
+type config struct {
+	DNSAddr        string
+	HTTPAddr       string
+	HTTPToken      string
+	Domain         string
+	Upstreams      []string // nil = none
+	UpstreamSource string   // where Upstreams came from, for the start line
+	Allow          dnsserver.ACL
+	RecursionAllow dnsserver.ACL
+	TTL            uint32
+	NegativeTTL    uint32
+	DockerHost     string // "" = DOCKER_HOST or the local socket
+	NoDocker       bool
+	DockerFilters  []string
+	AddressMode    dnsserver.AddressMode
+	AdvertiseIP    netip.Addr
+	Node           string
+	Resync         time.Duration
+	MaxUDPSize     int
+	MaxForwards    int
+	RateLimit      int
+	LogLevel       slog.Level
+	LogFormat      string
+	ShowVersion    bool
+}
+
+const (
+	envPrefix      = "SVCDNS_"
+	resolvConfPath = "/etc/resolv.conf"
+	none           = "none"
+)
+
+// errHelp is returned for -h: usage was printed, exit 0.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads args (without the program name) and the environment.
+// Usage and errors go to stderr; the error says which flag is wrong.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("svcdns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg                                      config
+		upstream, allow, recursionAllow, filters string
+		ttl, negTTL, addressMode, advertise, lvl string
+	)
+	fs.StringVar(&cfg.DNSAddr, "dns-addr", ":53", "UDP and TCP `address` of the DNS server")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8053", "`address` of the HTTP API; a non-loopback address needs --http-token")
+	fs.StringVar(&cfg.HTTPToken, "http-token", "", "bearer `token` that API writes must carry (prefer SVCDNS_HTTP_TOKEN: flags show in ps)")
+	fs.StringVar(&cfg.Domain, "domain", dnsserver.DefaultZone, "the `zone` answered from the catalog")
+	fs.StringVar(&upstream, "upstream", "", "comma-separated upstream resolvers `ip[:port]` for names outside the zone; none = no forwarding (default: the nameservers of /etc/resolv.conf)")
+	fs.StringVar(&allow, "allow", "loopback,private,docker", "`clients` that may query at all: CIDRs, addresses, loopback, private, docker (the Docker networks svcdns sees), any")
+	fs.StringVar(&recursionAllow, "recursion-allow", "loopback,docker", "`clients` whose names outside the zone are forwarded (same syntax as --allow)")
+	fs.StringVar(&ttl, "ttl", "5", "TTL of answers, in `seconds` (5 or 5s)")
+	fs.StringVar(&negTTL, "negative-ttl", "5", "TTL of negative answers (the SOA minimum), in `seconds`")
+	fs.StringVar(&cfg.DockerHost, "docker-host", "", "Docker `endpoint` (unix:///var/run/docker.sock, tcp://…); none = run without Docker (default: DOCKER_HOST or the local socket)")
+	fs.StringVar(&filters, "docker-filter", "", "only watch containers matching these Docker label `filters`, comma-separated: label=env=prod,label=team")
+	fs.StringVar(&addressMode, "address-mode", "auto", "which `address` answers give: auto, container or host")
+	fs.StringVar(&advertise, "advertise-ip", "", "this host's `address`, answered for ports published on 0.0.0.0 and for host-network containers (default: detected)")
+	fs.StringVar(&cfg.Node, "node", "", "`name` of this node, the owner of this Docker host's containers (default: the hostname)")
+	fs.DurationVar(&cfg.Resync, "resync", time.Minute, "`interval` of the full Docker resync that repairs missed events")
+	fs.IntVar(&cfg.MaxUDPSize, "max-udp-size", dnsserver.DefaultMaxUDPSize, "largest UDP answer in `bytes`, whatever the client's EDNS0 size")
+	fs.IntVar(&cfg.MaxForwards, "max-forwards", 1024, "upstream queries in flight at most; past it SERVFAIL at once")
+	fs.IntVar(&cfg.RateLimit, "rate-limit", 0, "UDP answers per second per client /24 (IPv6 /56); over it an empty truncated reply sends the client to TCP; 0 = off")
+	fs.StringVar(&lvl, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&cfg.ShowVersion, "version", false, "print the version and exit")
+
+	// Environment first, so that the command line overrides it.
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", key, v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return cfg, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q: svcdns takes flags only", fs.Arg(0))
+	}
+	if cfg.ShowVersion {
+		return cfg, nil
+	}
+
+	var err error
+	if err = checkHostPort(cfg.DNSAddr); err != nil {
+		return cfg, fmt.Errorf("--dns-addr: %w", err)
+	}
+	if err = checkHostPort(cfg.HTTPAddr); err != nil {
+		return cfg, fmt.Errorf("--http-addr: %w", err)
+	}
+	if cfg.HTTPToken == "" && !isLoopback(cfg.HTTPAddr) {
+		return cfg, fmt.Errorf("--http-addr %s is not a loopback address: set --http-token (or SVCDNS_HTTP_TOKEN) so that only holders of the token can register and deregister instances", cfg.HTTPAddr)
+	}
+	if cfg.Domain, err = dnsserver.NormalizeZone(cfg.Domain); err != nil {
+		return cfg, fmt.Errorf("--domain: %w", err)
+	}
+	if cfg.Allow, err = dnsserver.ParseACL(allow); err != nil {
+		return cfg, fmt.Errorf("--allow: %w", err)
+	}
+	if cfg.RecursionAllow, err = dnsserver.ParseACL(recursionAllow); err != nil {
+		return cfg, fmt.Errorf("--recursion-allow: %w", err)
+	}
+	if cfg.TTL, err = parseSeconds(ttl); err != nil {
+		return cfg, fmt.Errorf("--ttl: %w", err)
+	}
+	if cfg.NegativeTTL, err = parseSeconds(negTTL); err != nil {
+		return cfg, fmt.Errorf("--negative-ttl: %w", err)
+	}
+	if cfg.AddressMode, err = dnsserver.ParseAddressMode(addressMode); err != nil {
+		return cfg, fmt.Errorf("--address-mode: %w", err)
+	}
+	if advertise != "" {
+		a, err := netip.ParseAddr(advertise)
+		if err != nil || a.IsUnspecified() || a.IsMulticast() {
+			return cfg, fmt.Errorf("--advertise-ip %q: want the unicast address other hosts reach this one at", advertise)
+		}
+		cfg.AdvertiseIP = a.Unmap()
+	}
+	switch strings.ToLower(cfg.DockerHost) {
+	case none:
+		cfg.NoDocker, cfg.DockerHost = true, ""
+	}
+	for f := range strings.SplitSeq(filters, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			cfg.DockerFilters = append(cfg.DockerFilters, f)
+		}
+	}
+	if cfg.NoDocker && len(cfg.DockerFilters) > 0 {
+		return cfg, errors.New("--docker-filter with --docker-host none: there is no Docker to filter")
+	}
+	if cfg.Resync < time.Second {
+		return cfg, fmt.Errorf("--resync %v: want at least 1s", cfg.Resync)
+	}
+	if cfg.MaxUDPSize < 512 || cfg.MaxUDPSize > 65535 {
+		return cfg, fmt.Errorf("--max-udp-size %d: want 512 to 65535 bytes", cfg.MaxUDPSize)
+	}
+	if cfg.MaxForwards < 1 {
+		return cfg, fmt.Errorf("--max-forwards %d: want at least 1", cfg.MaxForwards)
+	}
+	if cfg.RateLimit < 0 {
+		return cfg, fmt.Errorf("--rate-limit %d: want 0 (off) or more", cfg.RateLimit)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", lvl)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return cfg, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+	}
+	if err := cfg.parseUpstreams(upstream); err != nil {
+		return cfg, fmt.Errorf("--upstream: %w", err)
+	}
+	return cfg, nil
+}
+
+// parseUpstreams sets the upstream resolvers: the flag's list, none, or
+// the nameservers of resolv.conf that are not svcdns itself.
+func (cfg *config) parseUpstreams(flagValue string) error {
+	switch strings.ToLower(strings.TrimSpace(flagValue)) {
+	case none:
+		cfg.UpstreamSource = none
+		return nil
+	case "":
+		ups, err := upstreamsFromResolvConf(cfg.DNSAddr)
+		if err != nil {
+			// Not fatal: svcdns still answers its zone.
+			cfg.UpstreamSource = fmt.Sprintf("none (%v)", err)
+			return nil
+		}
+		cfg.Upstreams, cfg.UpstreamSource = ups, resolvConfPath
+		return nil
+	}
+	for u := range strings.SplitSeq(flagValue, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(u); err != nil {
+			if _, err := netip.ParseAddr(u); err != nil {
+				return fmt.Errorf("%q: want ip or ip:port ([v6]:port); host names would need DNS to resolve", u)
+			}
+		}
+		cfg.Upstreams = append(cfg.Upstreams, u)
+	}
+	if len(cfg.Upstreams) == 0 {
+		return errors.New("empty list: give resolvers or none")
+	}
+	cfg.UpstreamSource = "--upstream"
+	return nil
+}
+
+// upstreamsFromResolvConf reads the host's resolvers, leaving out svcdns's
+// own addresses when it serves port 53 (so it never asks itself).
+func upstreamsFromResolvConf(dnsAddr string) ([]string, error) {
+	host, port, _ := net.SplitHostPort(dnsAddr)
+	var self []netip.Addr
+	if port == "53" {
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+			self = append(self, a)
+		} else {
+			self = localAddrs()
+		}
+	}
+	ups, err := forward.FromResolvConf(resolvConfPath, self)
+	if err != nil {
+		return nil, err
+	}
+	if len(ups) == 0 {
+		return nil, fmt.Errorf("%s lists no nameserver other than svcdns itself", resolvConfPath)
+	}
+	return ups, nil
+}
+
+// localAddrs are every address of this host, loopback included.
+func localAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port, such as 127.0.0.1:5353 or :53", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: host %q is not an IP address", addr, host)
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether a listen address only accepts local clients.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// parseSeconds reads a TTL given as seconds ("5") or as a duration ("5s",
+// "1m"); TTLs are whole seconds from 0 to a day.
+func parseSeconds(s string) (uint32, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, err := strconv.Atoi(s); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("%q: want seconds (5) or a duration (5s)", s)
+	}
+	if d < 0 || d > 24*time.Hour || d%time.Second != 0 {
+		return 0, fmt.Errorf("%q: want whole seconds from 0 to 86400", s)
+	}
+	return uint32(d / time.Second), nil
+}

@@ -1,0 +1,185 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/svcdns/svcdns/catalog"
+)
+
+// rr parses one record in zone-file syntax; the test fails on a typo.
+func rr(t testing.TB, s string) dns.RR {
+	t.Helper()
+	r, err := dns.NewRR(s)
+	if err != nil || r == nil {
+		t.Fatalf("bad test record %q: %v", s, err)
+	}
+	return r
+}
+
+// rrStrings renders records for comparison: zone syntax, order-free, with
+// the SOA serial (the catalog index) zeroed and OPT left out.
+func rrStrings(rrs []dns.RR) []string {
+	out := []string{}
+	for _, r := range rrs {
+		switch x := r.(type) {
+		case *dns.OPT:
+			continue
+		case *dns.SOA:
+			c := *x
+			c.Serial = 0
+			r = &c
+		}
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func wantStrings(t testing.TB, lines []string) []string {
+	t.Helper()
+	var rrs []dns.RR
+	for _, l := range lines {
+		rrs = append(rrs, rr(t, l))
+	}
+	return rrStrings(rrs)
+}
+
+// fixture is a seeded catalog and a handler over it.
+type fixture struct {
+	cat *catalog.Catalog
+	h   *Handler
+}
+
+func pfx(s string) catalog.NetAddr {
+	net, p, _ := strings.Cut(s, "=")
+	return catalog.NetAddr{Network: net, Prefix: netip.MustParsePrefix(p)}
+}
+
+// dockerContainer stores one container with its instances, as the watcher
+// would.
+func dockerContainer(t testing.TB, cat *catalog.Catalog, ctr *catalog.Container, insts ...*catalog.Instance) {
+	t.Helper()
+	ctr.Source, ctr.Node = catalog.SourceDocker, "n1"
+	for _, i := range insts {
+		i.ContainerID, i.ContainerName, i.Source, i.Node = ctr.ID, ctr.Name, catalog.SourceDocker, "n1"
+		if i.Protocol == "" {
+			i.Protocol = catalog.ProtoTCP
+		}
+		if i.Addrs == nil {
+			i.Addrs = ctr.Addrs
+		}
+		if i.ID == "" {
+			i.ID = ctr.ID + ":" + i.Service
+		}
+	}
+	if _, err := cat.PutContainer(ctr, insts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func apiInstance(t testing.TB, cat *catalog.Catalog, id, svc, addr string, port uint16, proto string, tags ...string) {
+	t.Helper()
+	a := netip.MustParseAddr(addr)
+	inst := &catalog.Instance{
+		ID: id, Service: svc, Tags: tags, Protocol: proto, Port: port,
+		Addrs:  []catalog.NetAddr{{Prefix: netip.PrefixFrom(a, a.BitLen())}},
+		HostIP: a, HostPort: port, ContainerID: "api/" + id, ContainerName: id,
+		Node: "n1", Source: catalog.SourceAPI, Passing: true,
+	}
+	if _, err := cat.RegisterInstance(inst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const hostIP = "192.168.1.10"
+
+// seed fills a catalog with the cases of the naming table:
+//
+//	books-1  bridge 172.17.0.2, 8080/tcp published on 192.168.1.10:32768, tag v1
+//	books-2  bridge 172.17.0.3, 8080/tcp, tag v2
+//	books-3  bridge 172.17.0.4, unhealthy
+//	multi    front 10.10.0.5 + fd00:10::5, back 10.20.0.5; web 80/tcp "http" and 443/tcp
+//	dnsd     bridge 172.17.0.9, resolver 53/udp and 53/tcp
+//	worker-1 bridge 172.17.0.10, worker with no port
+//	hostnet  host network, node-exporter 9100 on 192.168.1.10
+//	(no name) bridge 172.17.0.11, id 0123456789ab…, legacy 7000/tcp
+//	api      b1 10.0.0.1:9000 (api-svc, tag blue), v6 fd00::5:80 (ipv6-svc)
+func seed(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	cat := catalog.New()
+	bridge := func(ip string) []catalog.NetAddr { return []catalog.NetAddr{pfx("bridge=" + ip + "/16")} }
+	host := netip.MustParseAddr(hostIP)
+
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("1", 64), Name: "books-1", Addrs: bridge("172.17.0.2"), HostIP: host, Passing: true},
+		&catalog.Instance{Service: "books-ms", Port: 8080, Tags: []string{"v1"}, HostIP: host, HostPort: 32768, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("2", 64), Name: "books-2", Addrs: bridge("172.17.0.3"), Passing: true},
+		&catalog.Instance{Service: "books-ms", Port: 8080, Tags: []string{"v2"}, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("3", 64), Name: "books-3", Addrs: bridge("172.17.0.4"), Passing: false},
+		&catalog.Instance{Service: "books-ms", Port: 8080, Passing: false})
+	multi := []catalog.NetAddr{pfx("back=10.20.0.5/24"), pfx("front=10.10.0.5/24"), pfx("front=fd00:10::5/64")}
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("4", 64), Name: "multi", Addrs: multi, Passing: true},
+		&catalog.Instance{ID: "m80", Service: "web", Port: 80, PortName: "http", Passing: true},
+		&catalog.Instance{ID: "m443", Service: "web", Port: 443, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("5", 64), Name: "dnsd", Addrs: bridge("172.17.0.9"), Passing: true},
+		&catalog.Instance{ID: "d-udp", Service: "resolver", Port: 53, Protocol: catalog.ProtoUDP, Passing: true},
+		&catalog.Instance{ID: "d-tcp", Service: "resolver", Port: 53, Protocol: catalog.ProtoTCP, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("6", 64), Name: "worker-1", Addrs: bridge("172.17.0.10"), Passing: true},
+		&catalog.Instance{Service: "worker", Port: 0, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("7", 64), Name: "hostnet", HostIP: host, Passing: true},
+		&catalog.Instance{Service: "node-exporter", Port: 9100, HostIP: host, HostPort: 9100, Passing: true})
+	dockerContainer(t, cat, &catalog.Container{ID: "0123456789ab" + strings.Repeat("8", 52), Name: "", Addrs: bridge("172.17.0.11"), Passing: true},
+		&catalog.Instance{Service: "legacy", Port: 7000, Passing: true})
+	apiInstance(t, cat, "b1", "api-svc", "10.0.0.1", 9000, catalog.ProtoTCP, "blue")
+	apiInstance(t, cat, "v6", "ipv6-svc", "fd00::5", 80, catalog.ProtoTCP)
+	return cat
+}
+
+// testConfig is a handler configuration with everyone allowed and
+// recursion for loopback.
+func testConfig(cat *catalog.Catalog) Config {
+	any, _ := ParseACL("any")
+	lo, _ := ParseACL("loopback,docker")
+	return Config{Catalog: cat, TTL: 5, NegativeTTL: 3, Allow: any, RecursionAllow: lo,
+		NSAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}
+}
+
+func newHandler(t testing.TB, cfg Config) *Handler {
+	t.Helper()
+	h, err := NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// query builds a query; edns 0 means none.
+func newQuery(name string, qtype uint16, edns uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if edns > 0 {
+		m.SetEdns0(edns, false)
+	}
+	return m
+}
+
+// fakeForwarder answers every forwarded query from a function.
+type fakeForwarder struct {
+	fn    func(*dns.Msg) (*dns.Msg, error)
+	calls int
+}
+
+var _ Forwarder = (*fakeForwarder)(nil)
+
+func (f *fakeForwarder) Forward(_ context.Context, req *dns.Msg) (*dns.Msg, error) {
+	f.calls++
+	return f.fn(req)
+}
+
+var errUpstream = errors.New("upstream down")

@@ -1,0 +1,221 @@
+package dnsserver
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// ServerConfig configures the listeners of a Server. The zero value of each
+// field but Addr and Handler is its default.
+type ServerConfig struct {
+	// Addr is the UDP and TCP address, "host:port"; port 0 picks a free
+	// port, the same for UDP and TCP.
+	Addr    string
+	Handler dns.Handler
+	// UDPSockets is the number of UDP sockets bound to Addr with
+	// SO_REUSEPORT, each with its own reader, so reads spread over cores;
+	// 0 = GOMAXPROCS.
+	UDPSockets int
+	// MaxTCPConns caps open TCP connections; past it new connections wait
+	// in the kernel's backlog until one closes. 0 = 1024.
+	MaxTCPConns int
+	// TCPIdleTimeout closes a TCP connection that sent no query for this
+	// long, so idle connections cannot pin the cap; 0 = 8s.
+	TCPIdleTimeout time.Duration
+	// ReadTimeout bounds reading one TCP query once it started; 0 = 2s.
+	ReadTimeout time.Duration
+	// MaxTCPQueries is the number of queries one TCP connection may send
+	// before it is closed; 0 = 128.
+	MaxTCPQueries int
+}
+
+// Defaults of ServerConfig.
+const (
+	defaultMaxTCPConns    = 1024
+	defaultTCPIdleTimeout = 8 * time.Second
+	defaultReadTimeout    = 2 * time.Second
+	defaultMaxTCPQueries  = 128
+	// bindAttempts is how often Listen tries to find a port free for both
+	// UDP and TCP when Addr's port is 0.
+	bindAttempts = 10
+)
+
+// Server is a set of bound DNS listeners: UDP sockets and one TCP
+// listener on the same address. Listen binds them, so a port that is taken
+// fails at once; Serve answers until its context is done.
+type Server struct {
+	cfg     ServerConfig
+	udp     []net.PacketConn
+	tcp     net.Listener
+	servers []*dns.Server
+}
+
+// Listen binds the listeners of cfg.
+func Listen(cfg ServerConfig) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("dnsserver: no handler")
+	}
+	cfg.UDPSockets = cmp.Or(cfg.UDPSockets, runtime.GOMAXPROCS(0))
+	cfg.MaxTCPConns = cmp.Or(cfg.MaxTCPConns, defaultMaxTCPConns)
+	cfg.TCPIdleTimeout = cmp.Or(cfg.TCPIdleTimeout, defaultTCPIdleTimeout)
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, defaultReadTimeout)
+	cfg.MaxTCPQueries = cmp.Or(cfg.MaxTCPQueries, defaultMaxTCPQueries)
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dns address %q: %w", cfg.Addr, err)
+	}
+	attempts := 1
+	if port == "0" {
+		attempts = bindAttempts
+	}
+	for i := 0; ; i++ {
+		s, err := bind(cfg, host, port)
+		if err == nil || i+1 >= attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return s, err
+		}
+	}
+}
+
+// bind binds the UDP sockets first (the first one picks the port when it is
+// 0), then TCP on the same port.
+func bind(cfg ServerConfig, host, port string) (*Server, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	s := &Server{cfg: cfg}
+	for i := 0; i < cfg.UDPSockets; i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, port))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("dns listener udp %s: %w", net.JoinHostPort(host, port), err)
+		}
+		if i == 0 {
+			port = strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+		}
+		s.udp = append(s.udp, pc)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("dns listener tcp %s: %w", net.JoinHostPort(host, port), err)
+	}
+	s.tcp = netutil.LimitListener(ln, cfg.MaxTCPConns)
+	return s, nil
+}
+
+// reusePort sets SO_REUSEPORT, so that several UDP sockets share a port
+// and the kernel spreads datagrams over them.
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	return cmp.Or(err, serr)
+}
+
+func (s *Server) close() {
+	for _, pc := range s.udp {
+		_ = pc.Close()
+	}
+	if s.tcp != nil {
+		_ = s.tcp.Close()
+	}
+}
+
+// Addr returns the bound address ("127.0.0.1:5353"), the same for UDP and
+// TCP.
+func (s *Server) Addr() string { return s.udp[0].LocalAddr().String() }
+
+// acceptQuery rejects what is not a plain query before it is unpacked:
+// responses are dropped (answering them could loop or amplify); other
+// opcodes (NOTIFY, UPDATE) get NOTIMP; a QDCOUNT other than 1 or records
+// where a query has none get FORMERR. An IXFR may carry one SOA in the
+// authority section, and the additional section an OPT (and a TSIG).
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qrBit = 1 << 15
+	if dh.Bits&qrBit != 0 {
+		return dns.MsgIgnore
+	}
+	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount != 1 || dh.Ancount > 0 || dh.Nscount > 1 || dh.Arcount > 2 {
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// Serve answers on every listener until ctx is done, then stops taking
+// queries, answers those in flight (waiting at most shutdownTimeout), and
+// returns nil. started, if not nil, is called once every listener serves.
+func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, started func()) error {
+	n := len(s.udp) + 1
+	ready := make(chan struct{}, n)
+	notify := func() { ready <- struct{}{} }
+	for _, pc := range s.udp {
+		s.servers = append(s.servers, &dns.Server{
+			PacketConn: pc, Handler: s.cfg.Handler, NotifyStartedFunc: notify,
+			MsgAcceptFunc: acceptQuery, UDPSize: dns.MaxMsgSize,
+		})
+	}
+	idle := s.cfg.TCPIdleTimeout
+	s.servers = append(s.servers, &dns.Server{
+		Listener: s.tcp, Handler: s.cfg.Handler, NotifyStartedFunc: notify,
+		MsgAcceptFunc: acceptQuery, ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ReadTimeout,
+		IdleTimeout: func() time.Duration { return idle }, MaxTCPQueries: s.cfg.MaxTCPQueries,
+	})
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, srv := range s.servers {
+		g.Go(func() error {
+			if err := srv.ActivateAndServe(); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("dns server %s: %w", s.Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		// A dns.Server that is shut down before it started would serve
+		// forever once it does: wait until all of them started, or one
+		// failed.
+		for range n {
+			select {
+			case <-ready:
+			case <-gctx.Done():
+				s.close()
+				return nil
+			}
+		}
+		if started != nil {
+			started()
+		}
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range s.servers {
+			if err := srv.ShutdownContext(sctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("dns server shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Close releases the listeners of a Server that will not Serve (Serve
+// closes them itself when it returns).
+func (s *Server) Close() { s.close() }
