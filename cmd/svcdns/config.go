@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type config struct {
 	Domain         string
 	Upstreams      []string // nil = none
 	UpstreamSource string   // where Upstreams came from, for the start line
+	ResolvConf     string
 	Allow          dnsserver.ACL
 	RecursionAllow dnsserver.ACL
 	TTL            uint32
@@ -46,9 +48,8 @@ type config struct {
 }
 
 const (
-	envPrefix      = "SVCDNS_"
-	resolvConfPath = "/etc/resolv.conf"
-	none           = "none"
+	envPrefix = "SVCDNS_"
+	none      = "none"
 )
 
 // errHelp is returned for -h: usage was printed, exit 0.
@@ -69,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.HTTPToken, "http-token", "", "bearer `token` that API writes must carry (prefer SVCDNS_HTTP_TOKEN: flags show in ps)")
 	fs.StringVar(&cfg.Domain, "domain", dnsserver.DefaultZone, "the `zone` answered from the catalog")
 	fs.StringVar(&upstream, "upstream", "", "comma-separated upstream resolvers `ip[:port]` for names outside the zone; none = no forwarding (default: the nameservers of /etc/resolv.conf)")
+	fs.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "`file` whose nameservers are the default upstreams (with systemd-resolved: /run/systemd/resolve/resolv.conf)")
 	fs.StringVar(&allow, "allow", "loopback,private,docker", "`clients` that may query at all: CIDRs, addresses, loopback, private, docker (the Docker networks svcdns sees), any")
 	fs.StringVar(&recursionAllow, "recursion-allow", "loopback,docker", "`clients` whose names outside the zone are forwarded (same syntax as --allow)")
 	fs.StringVar(&ttl, "ttl", "5", "TTL of answers, in `seconds` (5 or 5s)")
@@ -188,13 +190,13 @@ func (cfg *config) parseUpstreams(flagValue string) error {
 		cfg.UpstreamSource = none
 		return nil
 	case "":
-		ups, err := upstreamsFromResolvConf(cfg.DNSAddr)
+		ups, err := upstreamsFromResolvConf(cfg.ResolvConf, cfg.DNSAddr)
 		if err != nil {
 			// Not fatal: svcdns still answers its zone.
 			cfg.UpstreamSource = fmt.Sprintf("none (%v)", err)
 			return nil
 		}
-		cfg.Upstreams, cfg.UpstreamSource = ups, resolvConfPath
+		cfg.Upstreams, cfg.UpstreamSource = ups, cfg.ResolvConf
 		return nil
 	}
 	for u := range strings.SplitSeq(flagValue, ",") {
@@ -202,10 +204,16 @@ func (cfg *config) parseUpstreams(flagValue string) error {
 		if u == "" {
 			continue
 		}
-		if _, err := netip.ParseAddrPort(u); err != nil {
-			if _, err := netip.ParseAddr(u); err != nil {
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			a, aerr := netip.ParseAddr(u)
+			if aerr != nil {
 				return fmt.Errorf("%q: want ip or ip:port ([v6]:port); host names would need DNS to resolve", u)
 			}
+			ap = netip.AddrPortFrom(a, 53)
+		}
+		if isSelf(ap, cfg.DNSAddr) {
+			return fmt.Errorf("%s is svcdns's own --dns-addr %s: it would forward to itself", u, cfg.DNSAddr)
 		}
 		cfg.Upstreams = append(cfg.Upstreams, u)
 	}
@@ -218,7 +226,7 @@ func (cfg *config) parseUpstreams(flagValue string) error {
 
 // upstreamsFromResolvConf reads the host's resolvers, leaving out svcdns's
 // own addresses when it serves port 53 (so it never asks itself).
-func upstreamsFromResolvConf(dnsAddr string) ([]string, error) {
+func upstreamsFromResolvConf(path, dnsAddr string) ([]string, error) {
 	host, port, _ := net.SplitHostPort(dnsAddr)
 	var self []netip.Addr
 	if port == "53" {
@@ -228,12 +236,12 @@ func upstreamsFromResolvConf(dnsAddr string) ([]string, error) {
 			self = localAddrs()
 		}
 	}
-	ups, err := forward.FromResolvConf(resolvConfPath, self)
+	ups, err := forward.FromResolvConf(path, self)
 	if err != nil {
 		return nil, err
 	}
 	if len(ups) == 0 {
-		return nil, fmt.Errorf("%s lists no nameserver other than svcdns itself", resolvConfPath)
+		return nil, fmt.Errorf("%s lists no nameserver other than svcdns itself", path)
 	}
 	return ups, nil
 }
@@ -253,6 +261,24 @@ func localAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// isSelf reports whether upstream is svcdns's own DNS listener: the same
+// port, and the listener's address or, for a wildcard listener, any
+// address of this host.
+func isSelf(upstream netip.AddrPort, dnsAddr string) bool {
+	host, port, err := net.SplitHostPort(dnsAddr)
+	if err != nil || port != strconv.Itoa(int(upstream.Port())) {
+		return false
+	}
+	up := upstream.Addr().Unmap()
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+		return a.Unmap() == up
+	}
+	if host == "localhost" {
+		return up.IsLoopback()
+	}
+	return slices.Contains(localAddrs(), up)
 }
 
 func checkHostPort(addr string) error {
