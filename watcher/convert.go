@@ -94,7 +94,10 @@ func convert(c container.InspectResponse, opt convertOptions) conversion {
 		Addrs:   addrs,
 		Passing: passing(c.State),
 	}
-	rawName := strings.TrimPrefix(c.Name, "/")
+	// Docker's generated names (quirky_einstein) and Compose v1's
+	// (project_web_1) have underscores, which a host name cannot: they are
+	// answered with hyphens instead.
+	rawName := strings.ReplaceAll(strings.TrimPrefix(c.Name, "/"), "_", "-")
 	if n, err := parseLabel(rawName); err == nil {
 		ctr.Name = n
 	} else {

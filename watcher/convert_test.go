@@ -159,8 +159,12 @@ func TestConvertFixtures(t *testing.T) {
 		{name: "SERVICE_<port>_IGNORE leaves the port out, the container row stays", fixture: "bridge",
 			mutate: []func(*container.InspectResponse){withLabels("SERVICE_8080_IGNORE", "yes")},
 			want:   `container "svcdns-test-bridge" passing=true host=- addrs=bridge/172.17.0.2/16`},
-		{name: "invalid container name and dotted service name", fixture: "bad_name", problems: "invalid,dotted",
+		{name: "dotted container name and dotted service name", fixture: "bad_name", problems: "dotted,dotted",
 			want: `container "" passing=true host=- addrs=bridge/172.17.0.11/16`},
+		{name: "underscores in a container name become hyphens", fixture: "bridge",
+			mutate: []func(*container.InspectResponse){func(c *container.InspectResponse) { c.Name = "/Quirky_Einstein" }},
+			want: `container "quirky-einstein" passing=true host=- addrs=bridge/172.17.0.2/16
+8080/tcp svcdns-test-watcher-fixture tags= portname= host=-:0`},
 		{name: "SERVICE_<port>_NAME beats SERVICE_NAME beats compose beats image", fixture: "twonets",
 			mutate: []func(*container.InspectResponse){withLabels("SERVICE_8080_NAME", "Port-Name", "SERVICE_NAME", "general")},
 			want: `container "svcdns-test-twonets" passing=true host=- addrs=bridge/172.17.0.5/16,svcdns-test-wnet1/172.18.0.3/16
