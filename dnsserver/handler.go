@@ -98,7 +98,7 @@ type Handler struct {
 	log       *slog.Logger
 	met       *metrics
 
-	nets atomic.Pointer[networksAt]
+	gen atomic.Pointer[generation] // the answer cache of the current catalog index
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -160,10 +160,39 @@ func (h *Handler) Zone() string { return h.zone }
 // becomes SERVFAIL and a count.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	client, tcp := clientOf(w.RemoteAddr())
-	resp := h.answer(context.Background(), r, client, tcp)
+	if !tcp && h.limiter != nil && !h.limiter.Allow(client) {
+		h.write(w, client, h.slip(r))
+		return
+	}
+	if b := h.cachedReply(r, client, tcp); b != nil {
+		if _, err := w.Write(*b); err != nil {
+			h.log.Debug("write response", "client", client, "err", err)
+		}
+		replyPool.Put(b)
+		return
+	}
+	h.write(w, client, h.answer(context.Background(), r, client, tcp))
+}
+
+func (h *Handler) write(w dns.ResponseWriter, client netip.Addr, resp *dns.Msg) {
 	if err := w.WriteMsg(resp); err != nil {
 		h.log.Debug("write response", "client", client, "err", err)
 	}
+}
+
+// slip is the reply to a client over the rate limit: empty, with TC set.
+// It costs a spoofed victim less than the answer would, and moves a real
+// client to TCP, which is not limited.
+func (h *Handler) slip(r *dns.Msg) *dns.Msg {
+	h.met.rateLimited.Inc()
+	resp := new(dns.Msg)
+	if len(r.Question) != 1 {
+		return resp.SetRcodeFormatError(r)
+	}
+	resp.SetReply(r)
+	resp.Truncated = true
+	h.met.count(r, resp)
+	return resp
 }
 
 // clientOf returns the client's address (unmapped) and whether it came
@@ -180,7 +209,8 @@ func clientOf(a net.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// answer computes the reply to r from client; it never returns nil.
+// answer computes the reply to r from client, without the cache; it never
+// returns nil.
 func (h *Handler) answer(ctx context.Context, r *dns.Msg, client netip.Addr, tcp bool) (resp *dns.Msg) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -215,13 +245,6 @@ func (h *Handler) respond(ctx context.Context, r *dns.Msg, client netip.Addr, tc
 		}
 		size = max(minUDPSize, min(int(opt.UDPSize()), h.maxUDP))
 	}
-	if !tcp && h.limiter != nil && !h.limiter.Allow(client) {
-		// Slip: an empty truncated reply costs a spoofed victim little and
-		// moves a real client to TCP, which is not limited.
-		h.met.rateLimited.Inc()
-		resp.Truncated = true
-		return resp
-	}
 	q := r.Question[0]
 	nets := h.networks()
 	onDocker := nets.contains(client)
@@ -235,54 +258,85 @@ func (h *Handler) respond(ctx context.Context, r *dns.Msg, client netip.Addr, tc
 		resp.Rcode = dns.RcodeRefused
 		return resp
 	}
-	name := strings.ToLower(q.Name)
-	v := view{mode: h.mode, client: client}
-
-	var (
-		res result
-		err error
-	)
-	labels, inZone := splitRelative(name, h.zone)
-	switch {
-	case inZone:
-		resp.Authoritative = true
-		if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
-			resp.Rcode = dns.RcodeRefused
-			return resp
-		}
-		res, err = h.lookupZone(q.Name, labels, q.Qtype, v)
-		if errors.Is(err, errNXDomain) && !h.ready() {
-			err = errNotReady
-		}
-	default:
-		if addr, ok := reverseAddr(name); ok {
-			if res, err = h.reverse(q.Name, addr, q.Qtype); err == nil && len(res.answer) > 0 {
-				resp.Authoritative = true
-				break
-			}
-		}
+	res, ours := h.local(resp, q, view{mode: h.mode, client: client}, true)
+	if !ours {
 		if !recursion {
 			resp.Rcode = dns.RcodeRefused
 			return resp
 		}
 		return h.forward(ctx, r, resp, size, tcp)
 	}
-	if err != nil {
-		resp.Rcode = rcodeFor(err)
-		if resp.Rcode == dns.RcodeServerFailure {
-			if !errors.Is(err, errNotReady) {
-				h.log.Warn("zone lookup failed", "question", questionString(r), "err", err)
-			}
-			return resp
-		}
-		if resp.Rcode != dns.RcodeRefused {
-			resp.Ns = []dns.RR{soaRR(h.zone, h.zone, h.cat.Index(), h.negTTL, h.negTTL)}
-		}
-		return resp
+	if resp.Rcode == dns.RcodeSuccess && len(res.answer) > 0 {
+		shuffle(res)
+		h.fit(resp, res, size, tcp)
 	}
-	shuffle(res)
-	h.fit(resp, res, size, tcp)
 	return resp
+}
+
+// local answers q if it is a name of the zone, or the reverse name of a
+// known address: the rcode, the AA bit and the SOA of a negative answer go
+// into resp, the positive answer is returned for the caller to order and
+// fit. It reports false for any other name, which is forwarded or refused.
+// ready says whether to honour Config.Ready (the cache never stores what
+// depends on it).
+func (h *Handler) local(resp *dns.Msg, q dns.Question, v view, ready bool) (result, bool) {
+	name := lowerASCII(q.Name)
+	labels, inZone := splitRelative(name, h.zone)
+	if !inZone {
+		addr, ok := reverseAddr(name)
+		if !ok {
+			return result{}, false
+		}
+		res, err := h.reverse(q.Name, addr, q.Qtype)
+		if err != nil {
+			h.log.Warn("reverse lookup failed", "question", q.Name, "err", err)
+		}
+		if len(res.answer) == 0 {
+			return result{}, false
+		}
+		resp.Authoritative = true
+		return res, true
+	}
+	resp.Authoritative = true
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		resp.Rcode = dns.RcodeRefused
+		return result{}, true
+	}
+	res, err := h.lookupZone(q.Name, labels, q.Qtype, v)
+	if errors.Is(err, errNXDomain) && ready && !h.ready() {
+		err = errNotReady
+	}
+	if err == nil {
+		return res, true
+	}
+	resp.Rcode = rcodeFor(err)
+	switch resp.Rcode {
+	case dns.RcodeServerFailure:
+		if !errors.Is(err, errNotReady) {
+			h.log.Warn("zone lookup failed", "question", q.Name, "err", err)
+		}
+	case dns.RcodeSuccess, dns.RcodeNameError:
+		resp.Ns = []dns.RR{soaRR(h.zone, h.zone, h.cat.Index(), h.negTTL, h.negTTL)}
+	}
+	return result{}, true
+}
+
+// lowerASCII lower-cases the ASCII letters of s only (DNS names compare
+// case-insensitively in ASCII alone, RFC 4343), keeping its length; it
+// returns s itself when there is nothing to change.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // errNotReady is a zone name not found before the catalog is complete.
@@ -319,23 +373,7 @@ func shuffle(res result) {
 func (h *Handler) fit(resp *dns.Msg, res result, size int, tcp bool) {
 	resp.Compress = true
 	opt := resp.IsEdns0()
-	assemble := func(n int) {
-		resp.Answer = res.answer[:n]
-		resp.Extra = resp.Extra[:0]
-		if res.glue != nil {
-			for _, g := range res.glue[:n] {
-				for _, rr := range g {
-					if !containsRR(resp.Extra, rr) {
-						resp.Extra = append(resp.Extra, rr)
-					}
-				}
-			}
-		}
-		if opt != nil {
-			resp.Extra = append(resp.Extra, opt)
-		}
-	}
-	assemble(len(res.answer))
+	res.assemble(resp, len(res.answer), opt)
 	if tcp {
 		size = dns.MaxMsgSize
 	}
@@ -347,16 +385,35 @@ func (h *Handler) fit(resp *dns.Msg, res result, size int, tcp bool) {
 	lo, hi := 0, len(res.answer) // fits(lo) is assumed; hi does not fit
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		assemble(mid)
+		res.assemble(resp, mid, opt)
 		if resp.Len() <= size {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	assemble(lo)
+	res.assemble(resp, lo, opt)
 	resp.Truncated = true
 	h.met.truncated.Inc()
+}
+
+// assemble puts the first n answers into resp, with their glue, each
+// record once, and opt (if not nil) last.
+func (res result) assemble(resp *dns.Msg, n int, opt *dns.OPT) {
+	resp.Answer = res.answer[:n]
+	resp.Extra = resp.Extra[:0]
+	if res.glue != nil {
+		for _, g := range res.glue[:n] {
+			for _, rr := range g {
+				if !containsRR(resp.Extra, rr) {
+					resp.Extra = append(resp.Extra, rr)
+				}
+			}
+		}
+	}
+	if opt != nil {
+		resp.Extra = append(resp.Extra, opt)
+	}
 }
 
 func containsRR(rrs []dns.RR, rr dns.RR) bool {
@@ -383,37 +440,6 @@ func (h *Handler) forward(ctx context.Context, r, resp *dns.Msg, size int, tcp b
 		up.Truncate(size)
 	}
 	return up
-}
-
-// networksAt is the set of Docker network subnets of the catalog at one
-// index, recomputed when the index moves.
-type networksAt struct {
-	index    uint64
-	prefixes []netip.Prefix
-}
-
-func (n *networksAt) contains(a netip.Addr) bool {
-	for _, p := range n.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// networks returns the catalog's network subnets as of its current index.
-func (h *Handler) networks() *networksAt {
-	idx := h.cat.Index()
-	if n := h.nets.Load(); n != nil && n.index == idx {
-		return n
-	}
-	prefixes, err := h.cat.Networks()
-	if err != nil {
-		h.log.Warn("read docker networks", "err", err)
-	}
-	n := &networksAt{index: idx, prefixes: prefixes}
-	h.nets.Store(n)
-	return n
 }
 
 func questionString(r *dns.Msg) string {

@@ -178,8 +178,18 @@ func TestNamingTable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := h.answer(t.Context(), newQuery(tc.qname, tc.qtype, 0), tc.client, false)
-			checkResponse(t, tc, resp)
+			checkResponse(t, tc, h.answer(t.Context(), newQuery(tc.qname, tc.qtype, 0), tc.client, false))
+			// The server's path, twice: the first fills the cache, the
+			// second is answered from it. Both must equal the slow path.
+			for range 2 {
+				q := newQuery(tc.qname, tc.qtype, 0)
+				q.Id = 0xbeef
+				resp := serveDNS(t, h, q, tc.client, false)
+				if resp.Id != 0xbeef || !resp.RecursionDesired {
+					t.Errorf("reply ID %#x RD=%v, want the query's %#x and RD", resp.Id, resp.RecursionDesired, q.Id)
+				}
+				checkResponse(t, tc, resp)
+			}
 		})
 	}
 	// The outsider's refused query never reached the upstream: count the
@@ -510,11 +520,11 @@ func TestRateLimitSlip(t *testing.T) {
 	cfg := testConfig(seed(t))
 	cfg.RateLimiter = denyAll{}
 	h := newHandler(t, cfg)
-	resp := h.answer(t.Context(), newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, false)
+	resp := serveDNS(t, h, newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, false)
 	if !resp.Truncated || len(resp.Answer) != 0 || resp.Rcode != dns.RcodeSuccess {
 		t.Errorf("over the limit over UDP: TC=%v, %d answers, %s; want an empty TC reply", resp.Truncated, len(resp.Answer), dns.RcodeToString[resp.Rcode])
 	}
-	resp = h.answer(t.Context(), newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, true)
+	resp = serveDNS(t, h, newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, true)
 	if resp.Truncated || len(resp.Answer) == 0 {
 		t.Errorf("over TCP: TC=%v, %d answers; TCP is never limited", resp.Truncated, len(resp.Answer))
 	}

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -183,3 +184,51 @@ func (f *fakeForwarder) Forward(_ context.Context, req *dns.Msg) (*dns.Msg, erro
 }
 
 var errUpstream = errors.New("upstream down")
+
+// recorder is a dns.ResponseWriter that keeps the reply, whichever way it
+// was written: a message, or the cache's packed bytes.
+type recorder struct {
+	remote net.Addr
+	msg    *dns.Msg
+	wire   []byte
+}
+
+func newRecorder(client netip.Addr, tcp bool) *recorder {
+	ap := netip.AddrPortFrom(client, 40000)
+	if tcp {
+		return &recorder{remote: net.TCPAddrFromAddrPort(ap)}
+	}
+	return &recorder{remote: net.UDPAddrFromAddrPort(ap)}
+}
+
+func (w *recorder) LocalAddr() net.Addr  { return w.remote }
+func (w *recorder) RemoteAddr() net.Addr { return w.remote }
+func (w *recorder) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+func (w *recorder) Write(b []byte) (int, error) {
+	w.wire = append([]byte(nil), b...)
+	w.msg = new(dns.Msg)
+	return len(b), w.msg.Unpack(w.wire)
+}
+func (w *recorder) Close() error        { return nil }
+func (w *recorder) TsigStatus() error   { return nil }
+func (w *recorder) TsigTimersOnly(bool) {}
+func (w *recorder) Hijack()             {}
+
+// serve runs r through ServeDNS, the server's path (rate limit, cache,
+// slow path), and returns the reply as the client would read it.
+func serveDNS(t testing.TB, h *Handler, r *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
+	t.Helper()
+	w := newRecorder(client, tcp)
+	h.ServeDNS(w, r)
+	if w.msg == nil {
+		t.Fatalf("no reply to %v", r.Question)
+	}
+	return w.msg
+}

@@ -91,13 +91,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // count adds one query of r answered with resp.
 func (m *metrics) count(r, resp *dns.Msg) {
-	ti := len(countedTypes)
+	var qtype uint16
 	if len(r.Question) > 0 {
-		if i, ok := m.typeIndex[r.Question[0].Qtype]; ok {
-			ti = i
-		}
+		qtype = r.Question[0].Qtype
 	}
-	ri, ok := m.rcodeIndex[resp.Rcode]
+	m.countRcode(qtype, resp.Rcode)
+}
+
+// countRcode adds one query of type qtype answered with rcode.
+func (m *metrics) countRcode(qtype uint16, rcode int) {
+	ti, ok := m.typeIndex[qtype]
+	if !ok {
+		ti = len(countedTypes)
+	}
+	ri, ok := m.rcodeIndex[rcode]
 	if !ok {
 		ri = len(countedRcodes)
 	}
