@@ -90,9 +90,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	// Environment first, so that the command line overrides it.
 	var envErrs []error
+	fromEnv := map[string]string{} // flag name -> the variable that set it
 	fs.VisitAll(func(f *flag.Flag) {
 		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(key); v != "" {
+			fromEnv[f.Name] = key
 			if err := fs.Set(f.Name, v); err != nil {
 				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", key, v, err))
 			}
@@ -110,39 +112,49 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.ShowVersion {
 		return cfg, nil
 	}
+	// src names where a flag's value came from, for error messages: the
+	// flag when the command line set it, else its environment variable.
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = fromEnv[f.Name] == "" || flagGiven(args, f.Name) })
+	src := func(name string) string {
+		if key := fromEnv[name]; key != "" && !onCommandLine[name] {
+			return key
+		}
+		return "--" + name
+	}
 
 	var err error
 	if err = checkHostPort(cfg.DNSAddr); err != nil {
-		return cfg, fmt.Errorf("--dns-addr: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("dns-addr"), err)
 	}
 	if err = checkHostPort(cfg.HTTPAddr); err != nil {
-		return cfg, fmt.Errorf("--http-addr: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("http-addr"), err)
 	}
 	if cfg.HTTPToken == "" && !isLoopback(cfg.HTTPAddr) {
-		return cfg, fmt.Errorf("--http-addr %s is not a loopback address: set --http-token (or SVCDNS_HTTP_TOKEN) so that only holders of the token can register and deregister instances", cfg.HTTPAddr)
+		return cfg, fmt.Errorf("%s %s is not a loopback address: set --http-token (or SVCDNS_HTTP_TOKEN) so that only holders of the token can register and deregister instances", src("http-addr"), cfg.HTTPAddr)
 	}
 	if cfg.Domain, err = dnsserver.NormalizeZone(cfg.Domain); err != nil {
-		return cfg, fmt.Errorf("--domain: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("domain"), err)
 	}
 	if cfg.Allow, err = dnsserver.ParseACL(allow); err != nil {
-		return cfg, fmt.Errorf("--allow: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("allow"), err)
 	}
 	if cfg.RecursionAllow, err = dnsserver.ParseACL(recursionAllow); err != nil {
-		return cfg, fmt.Errorf("--recursion-allow: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("recursion-allow"), err)
 	}
 	if cfg.TTL, err = parseSeconds(ttl); err != nil {
-		return cfg, fmt.Errorf("--ttl: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("ttl"), err)
 	}
 	if cfg.NegativeTTL, err = parseSeconds(negTTL); err != nil {
-		return cfg, fmt.Errorf("--negative-ttl: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("negative-ttl"), err)
 	}
 	if cfg.AddressMode, err = dnsserver.ParseAddressMode(addressMode); err != nil {
-		return cfg, fmt.Errorf("--address-mode: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("address-mode"), err)
 	}
 	if advertise != "" {
 		a, err := netip.ParseAddr(advertise)
 		if err != nil || a.IsUnspecified() || a.IsMulticast() {
-			return cfg, fmt.Errorf("--advertise-ip %q: want the unicast address other hosts reach this one at", advertise)
+			return cfg, fmt.Errorf("%s %q: want the unicast address other hosts reach this one at", src("advertise-ip"), advertise)
 		}
 		cfg.AdvertiseIP = a.Unmap()
 	}
@@ -159,25 +171,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, errors.New("--docker-filter with --docker-host none: there is no Docker to filter")
 	}
 	if cfg.Resync < time.Second {
-		return cfg, fmt.Errorf("--resync %v: want at least 1s", cfg.Resync)
+		return cfg, fmt.Errorf("%s %v: want at least 1s", src("resync"), cfg.Resync)
 	}
 	if cfg.MaxUDPSize < 512 || cfg.MaxUDPSize > 65535 {
-		return cfg, fmt.Errorf("--max-udp-size %d: want 512 to 65535 bytes", cfg.MaxUDPSize)
+		return cfg, fmt.Errorf("%s %d: want 512 to 65535 bytes", src("max-udp-size"), cfg.MaxUDPSize)
 	}
 	if cfg.MaxForwards < 1 {
-		return cfg, fmt.Errorf("--max-forwards %d: want at least 1", cfg.MaxForwards)
+		return cfg, fmt.Errorf("%s %d: want at least 1", src("max-forwards"), cfg.MaxForwards)
 	}
 	if cfg.RateLimit < 0 {
-		return cfg, fmt.Errorf("--rate-limit %d: want 0 (off) or more", cfg.RateLimit)
+		return cfg, fmt.Errorf("%s %d: want 0 (off) or more", src("rate-limit"), cfg.RateLimit)
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
-		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", lvl)
+		return cfg, fmt.Errorf("%s %q: want debug, info, warn or error", src("log-level"), lvl)
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return cfg, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+		return cfg, fmt.Errorf("%s %q: want text or json", src("log-format"), cfg.LogFormat)
 	}
 	if err := cfg.parseUpstreams(upstream); err != nil {
-		return cfg, fmt.Errorf("--upstream: %w", err)
+		return cfg, fmt.Errorf("%s: %w", src("upstream"), err)
 	}
 	return cfg, nil
 }
@@ -324,4 +336,19 @@ func parseSeconds(s string) (uint32, error) {
 		return 0, fmt.Errorf("%q: want whole seconds from 0 to 86400", s)
 	}
 	return uint32(d / time.Second), nil
+}
+
+// flagGiven reports whether args set flag name (-name, --name, with or
+// without =value).
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
