@@ -6,8 +6,9 @@ BIN     := bin/svcdns
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+SOAK_DURATION ?= 600
 
-.PHONY: build run test unit integration bench fuzz image lint
+.PHONY: build run test unit integration bench gobench fuzz soak image lint
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/svcdns
@@ -17,18 +18,32 @@ run: build
 
 test: lint unit integration
 
+# The fuzz targets' seed corpora (and any crashers kept in testdata/fuzz)
+# run here as ordinary tests.
 unit:
 	$(GO) test -race -count=1 ./...
 
 integration:
-	@if [ -d integration ]; then $(GO) test -tags integration -count=1 -timeout 30m ./integration/...; fi
+	$(GO) test -tags integration -count=1 -timeout 30m ./integration/...
 
+# The side-by-side benchmark: svcdns, CoreDNS and dnsmasq under dnsperf,
+# callgrind, Go benchmarks, event -> resolvable; writes BENCHMARKS.md.
 bench:
+	bench/run.sh
+
+# Go benchmarks only (handler, catalog, watcher), with allocations.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzServeDNS -fuzztime $(FUZZTIME) ./dnsserver
-	$(GO) test -run '^$$' -fuzz FuzzEventToInstances -fuzztime $(FUZZTIME) ./watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./dnsserver
+	$(GO) test -run '^$$' -fuzz '^FuzzEventToInstances$$' -fuzztime $(FUZZTIME) ./watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzServiceName$$' -fuzztime $(FUZZTIME) ./watcher
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeLabel$$' -fuzztime $(FUZZTIME) ./catalog
+
+# A bounded load-and-churn run against the real engine (SOAK_DURATION s).
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) bench/soak.sh
 
 image: build
 	docker build -t svcdns:dev .
@@ -36,3 +51,4 @@ image: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...

@@ -9,6 +9,8 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/svcdns/svcdns/catalog"
 )
 
 // FuzzEventToInstances feeds random label and env values, names, ports,
@@ -63,6 +65,33 @@ func FuzzEventToInstances(f *testing.F) {
 					t.Fatalf("numeric port name %q", inst.PortName)
 				}
 			}
+		}
+	})
+}
+
+// FuzzServiceName checks the label -> name rule on its own: an accepted
+// value becomes one lower-case RFC 1123 label that is not one of the zone's
+// own names, equal to the value but for case; a rejected one says why in a
+// known metric reason.
+func FuzzServiceName(f *testing.F) {
+	for _, s := range []string{"books-ms", "Books-MS", "v1.books-ms", "service", "container", "*", "", "..", "-a", "a-",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a.", 127), "a\x00b", "\u212Aube", "_tcp", "ümlaut"} {
+		f.Add(s)
+	}
+	reasons := map[string]bool{reasonEmpty: true, reasonTooLong: true, reasonDotted: true, reasonInvalid: true, reasonReserved: true}
+	f.Fuzz(func(t *testing.T, v string) {
+		name, err := parseLabel(v)
+		if err != nil {
+			if !reasons[err.Reason] || err.Error() == "" {
+				t.Fatalf("rejected %q with reason %q: %v", v, err.Reason, err)
+			}
+			if name != "" {
+				t.Fatalf("rejected %q but returned %q", v, name)
+			}
+			return
+		}
+		if !catalog.ValidLabel(name) || reservedNames[name] || !strings.EqualFold(name, v) || len(name) != len(v) {
+			t.Fatalf("%q accepted as %q", v, name)
 		}
 	})
 }
