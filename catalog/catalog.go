@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -47,6 +48,9 @@ type ContainerRecord struct {
 type ReplaceResult struct {
 	Index                   uint64
 	Added, Removed, Updated int
+	// Conflicts counts records left out because another source or node
+	// owns the container or an instance id.
+	Conflicts int
 }
 
 // Repairs is the number of containers the replace had to change.
@@ -406,6 +410,13 @@ func (c *Catalog) ReplaceNode(src Source, node string, records []ContainerRecord
 		}
 		for _, r := range records {
 			change, err := w.putRecord(r)
+			if errors.Is(err, ErrConflict) {
+				// Another owner's container (two nodes watching one
+				// Docker host): left to its owner, counted, and the rest
+				// of the resync goes on.
+				res.Conflicts++
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -572,12 +583,33 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		if inst.ContainerID != ctr.ID {
 			return changeNone, fmt.Errorf("%w instance %s: container %q, want %q", ErrInvalid, inst.ID, inst.ContainerID, ctr.ID)
 		}
+		if inst.Source != ctr.Source || inst.Node != ctr.Node {
+			return changeNone, fmt.Errorf("%w instance %s: owned by %s/%s, its container by %s/%s", ErrInvalid, inst.ID, inst.Source, inst.Node, ctr.Source, ctr.Node)
+		}
 	}
-	ch := changeNone
+	// A source only ever writes what it owns: checked for every row before
+	// anything is written, so a refused record changes nothing.
 	raw, err := w.tx.First(tableContainers, indexID, ctr.ID)
 	if err != nil {
 		return changeNone, fmt.Errorf("read container %s: %w", ctr.ID, err)
 	}
+	if raw != nil {
+		if old := raw.(*Container); old.Source != ctr.Source || old.Node != ctr.Node {
+			return changeNone, fmt.Errorf("%w: container %s is owned by %s/%s, not %s/%s", ErrConflict, ctr.ID, old.Source, old.Node, ctr.Source, ctr.Node)
+		}
+	}
+	for _, inst := range r.Instances {
+		iraw, err := w.tx.First(tableInstances, indexID, inst.ID)
+		if err != nil {
+			return changeNone, fmt.Errorf("read instance %s: %w", inst.ID, err)
+		}
+		if iraw != nil {
+			if old := iraw.(*Instance); old.Source != inst.Source || old.Node != inst.Node {
+				return changeNone, fmt.Errorf("%w: instance %s is owned by %s/%s, not %s/%s", ErrConflict, inst.ID, old.Source, old.Node, inst.Source, inst.Node)
+			}
+		}
+	}
+	ch := changeNone
 	if raw == nil {
 		ch = changeAdded
 	} else if !reflect.DeepEqual(raw.(*Container), ctr) {

@@ -45,9 +45,9 @@ type NetAddr struct {
 // Addr is the container's own address on the network.
 func (a NetAddr) Addr() netip.Addr { return a.Prefix.Addr() }
 
-// Contains reports whether ip is on this network.
+// Contains reports whether ip (IPv4-mapped or not) is on this network.
 func (a NetAddr) Contains(ip netip.Addr) bool {
-	return a.Prefix.IsValid() && a.Prefix.Bits() < a.Prefix.Addr().BitLen() && a.Prefix.Masked().Contains(ip)
+	return a.Prefix.IsValid() && a.Prefix.Bits() < a.Prefix.Addr().BitLen() && a.Prefix.Masked().Contains(ip.Unmap())
 }
 
 // Container is what an SRV target and a <name>.container.<zone> name resolve
@@ -110,6 +110,9 @@ func (i *Instance) validate() error {
 		return fmt.Errorf("%w instance %s: protocol %q is neither tcp nor udp", ErrInvalid, i.ID, i.Protocol)
 	case i.Source == "":
 		return fmt.Errorf("%w instance %s: no source", ErrInvalid, i.ID)
+	}
+	if i.PortName != "" && !ValidLabel(i.PortName) {
+		return fmt.Errorf("%w instance %s: port name %q is not a lower-case DNS label", ErrInvalid, i.ID, i.PortName)
 	}
 	for _, t := range i.Tags {
 		if !ValidLabel(t) {

@@ -393,11 +393,16 @@ func (w *Watcher) fullSync(ctx context.Context, q *eventQueue, reason string) er
 	w.mu.Unlock()
 
 	level := slog.LevelDebug
-	if reason != syncPeriodic || repairs > 0 {
+	switch {
+	case res.Conflicts > 0:
+		// Another node owns some of these containers: two svcdns nodes
+		// are watching one Docker host under different --node names.
+		level = slog.LevelWarn
+	case reason != syncPeriodic || repairs > 0:
 		level = slog.LevelInfo
 	}
 	w.log.Log(ctx, level, "docker containers synced", "reason", reason, "containers", len(records),
-		"added", res.Added, "removed", res.Removed, "updated", res.Updated,
+		"added", res.Added, "removed", res.Removed, "updated", res.Updated, "conflicts", res.Conflicts,
 		"duration", now.Sub(began).Round(time.Microsecond))
 	return nil
 }

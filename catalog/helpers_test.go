@@ -1,0 +1,156 @@
+package catalog_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/svcdns/svcdns/catalog"
+)
+
+// Long polls and RunExpiry start goroutines; none may outlive its test.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	nodeA = "node-a"
+	nodeB = "node-b"
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// ctr builds a passing Docker container owned by node, with one address
+// per network (net0, net1, ...).
+func ctr(node, id, name string, addrs ...string) *catalog.Container {
+	c := &catalog.Container{ID: id, Name: name, Node: node, Source: catalog.SourceDocker, Passing: true}
+	for i, a := range addrs {
+		c.Addrs = append(c.Addrs, catalog.NetAddr{Network: fmt.Sprintf("net%d", i), Prefix: pfx(a)})
+	}
+	return c
+}
+
+// inst builds an instance of c on port, as the watcher does: same owner,
+// addresses and health as the container, id "<container>:<port>/<proto>"
+// unless a modifier sets one.
+func inst(c *catalog.Container, svc string, port uint16, mods ...func(*catalog.Instance)) *catalog.Instance {
+	i := &catalog.Instance{
+		Service: svc, Protocol: catalog.ProtoTCP, Port: port, Addrs: c.Addrs,
+		ContainerID: c.ID, ContainerName: c.Name, Node: c.Node, Source: c.Source, Passing: c.Passing,
+	}
+	for _, m := range mods {
+		m(i)
+	}
+	if i.ID == "" {
+		i.ID = fmt.Sprintf("%s:%d/%s", c.ID, port, i.Protocol)
+	}
+	return i
+}
+
+// apiInst builds an instance as the HTTP API registers it: its own
+// container row "api/<id>" named id.
+func apiInst(id, svc string, port uint16, mods ...func(*catalog.Instance)) *catalog.Instance {
+	i := &catalog.Instance{
+		ID: id, Service: svc, Protocol: catalog.ProtoTCP, Port: port,
+		Addrs:       []catalog.NetAddr{{Prefix: pfx("192.0.2.10/32")}},
+		ContainerID: "api/" + id, ContainerName: id, Source: catalog.SourceAPI, Passing: true,
+	}
+	for _, m := range mods {
+		m(i)
+	}
+	return i
+}
+
+func tags(t ...string) func(*catalog.Instance) { return func(i *catalog.Instance) { i.Tags = t } }
+func proto(p string) func(*catalog.Instance)   { return func(i *catalog.Instance) { i.Protocol = p } }
+func portName(n string) func(*catalog.Instance) {
+	return func(i *catalog.Instance) { i.PortName = n }
+}
+func failing(i *catalog.Instance) { i.Passing = false }
+
+func rec(c *catalog.Container, insts ...*catalog.Instance) catalog.ContainerRecord {
+	return catalog.ContainerRecord{Container: c, Instances: insts}
+}
+
+// put stores a container and its instances and returns the new index.
+func put(t *testing.T, cat *catalog.Catalog, c *catalog.Container, insts ...*catalog.Instance) uint64 {
+	t.Helper()
+	idx, err := cat.PutContainer(c, insts)
+	if err != nil {
+		t.Fatalf("PutContainer(%s): %v", c.ID, err)
+	}
+	return idx
+}
+
+func register(t *testing.T, cat *catalog.Catalog, i *catalog.Instance) uint64 {
+	t.Helper()
+	idx, err := cat.RegisterInstance(i)
+	if err != nil {
+		t.Fatalf("RegisterInstance(%s): %v", i.ID, err)
+	}
+	return idx
+}
+
+func instIDs(insts []*catalog.Instance) []string {
+	out := make([]string, 0, len(insts))
+	for _, i := range insts {
+		out = append(out, i.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func ctrIDs(ctrs []*catalog.Container) []string {
+	out := make([]string, 0, len(ctrs))
+	for _, c := range ctrs {
+		out = append(out, c.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// serviceIDs returns the sorted ids of what q selects, and the index.
+func serviceIDs(t *testing.T, cat *catalog.Catalog, q catalog.ServiceQuery) (uint64, []string) {
+	t.Helper()
+	idx, insts, err := cat.Service(nil, q)
+	if err != nil {
+		t.Fatalf("Service(%+v): %v", q, err)
+	}
+	for _, i := range insts {
+		if i.Service != q.Service {
+			t.Fatalf("Service(%q) returned instance %s of %q", q.Service, i.ID, i.Service)
+		}
+	}
+	return idx, instIDs(insts)
+}
+
+func allCtrIDs(t *testing.T, cat *catalog.Catalog) []string {
+	t.Helper()
+	_, ctrs, err := cat.AllContainers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctrIDs(ctrs)
+}
+
+func stats(t *testing.T, cat *catalog.Catalog) catalog.Stats {
+	t.Helper()
+	st, err := cat.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// checkIndex asserts that the lock-free index, the committed index and
+// want agree.
+func checkIndex(t *testing.T, cat *catalog.Catalog, want uint64) {
+	t.Helper()
+	if got := cat.Index(); got != want {
+		t.Errorf("Index() = %d, want %d", got, want)
+	}
+	if got := stats(t, cat).Index; got != want {
+		t.Errorf("Stats().Index = %d, want %d", got, want)
+	}
+}
