@@ -17,4 +17,9 @@
 // The Docker tests that start client containers with --dns run svcdns on
 // port 53 of the default bridge's gateway address (resolv.conf has no port),
 // so they need root, and run one at a time.
+//
+// No Docker test runs in parallel with another: each svcdns watches every
+// container labelled svcdns-test=1. For the same reason two runs of this
+// package at once on one engine break each other (each run's sweep and
+// image removal takes away the other's).
 package integration

@@ -180,7 +180,7 @@ func buildImages() error {
 		filepath.Join(binDir, "apps", "fakesvc"):     "fakesvc",
 		filepath.Join(binDir, "apps", "healthcheck"): "healthcheck",
 		filepath.Join(binDir, "apps", "resolve"):     "resolve",
-		svcdnsBin: "svcdns",
+		svcdnsBin:                                    "svcdns",
 	}
 	haveBusybox := true
 	if _, err := os.Stat(busyboxPath); err != nil {
@@ -915,7 +915,7 @@ func dockerDNSAddr(t testing.TB) (netip.Addr, string) {
 // runningContainers is `docker ps` (running and paused) with the test label
 // when filtered, without the containers marked as ignored.
 func runningContainers(filtered bool) (map[string]bool, error) {
-	args := []string{"ps", "-q", "--no-trunc", "--format", `{{.ID}} {{.Label "` + ignoreLabel + `"}}`}
+	args := []string{"ps", "--no-trunc", "--format", `{{.ID}} {{.Label "` + ignoreLabel + `"}}`}
 	if filtered {
 		args = append(args, "--filter", "label="+testLabel)
 	}
