@@ -130,7 +130,7 @@ func TestCacheBounded(t *testing.T) {
 	for i := range maxCacheEntries + 500 {
 		serveDNS(t, h, newQuery(fmt.Sprintf("n%d.service.local.", i), dns.TypeA, 0), loopback, false)
 	}
-	if n := h.gen.Load().size.Load(); n > maxCacheEntries {
+	if n := h.gen.Load().len(); n > maxCacheEntries {
 		t.Fatalf("%d entries, bound %d", n, maxCacheEntries)
 	}
 }

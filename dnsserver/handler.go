@@ -85,6 +85,7 @@ const (
 type Handler struct {
 	cat       *catalog.Catalog
 	zone      string // lower-case FQDN
+	zoneWire  []byte // the zone in wire format
 	ttl       uint32
 	negTTL    uint32
 	mode      AddressMode
@@ -132,6 +133,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 	for _, a := range cfg.NSAddrs {
 		h.nsAddrs = append(h.nsAddrs, a.Unmap())
 	}
+	h.zoneWire = make([]byte, len(zone)+1)
+	n, err := dns.PackDomainName(zone, h.zoneWire, 0, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: zone %s: %w", zone, err)
+	}
+	h.zoneWire = h.zoneWire[:n]
 	if h.ready == nil {
 		h.ready = func() bool { return true }
 	}
