@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -20,12 +21,16 @@ type ACL struct {
 const (
 	aclDocker   = "docker"   // the Docker networks svcdns sees
 	aclLoopback = "loopback" // 127.0.0.0/8 and ::1
+	aclLocal    = "local"    // every address of this host's interfaces
 	aclPrivate  = "private"  // RFC 1918, RFC 4193 and link-local ranges
 	aclAny      = "any"      // everybody
 )
 
 // ParseACL parses a comma-separated list of CIDRs, addresses and the
-// keywords loopback, private, docker and any. An empty string is an error:
+// keywords loopback, local, private, docker and any. local is read from the
+// host's interfaces when the list is parsed: queries from the host itself
+// may reach svcdns from any of them (a query to the docker0 address can be
+// masqueraded to the host's primary address). An empty string is an error:
 // a listener nobody may query is a mistake, not a configuration.
 func ParseACL(s string) (ACL, error) {
 	var acl ACL
@@ -38,6 +43,19 @@ func ParseACL(s string) (ACL, error) {
 			acl.DockerNetworks = true
 		case aclLoopback:
 			acl.Prefixes = append(acl.Prefixes, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+		case aclLocal:
+			addrs, err := net.InterfaceAddrs()
+			if err != nil {
+				return ACL{}, fmt.Errorf("local: list this host's addresses: %w", err)
+			}
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok {
+					if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+						ip = ip.Unmap()
+						acl.Prefixes = append(acl.Prefixes, netip.PrefixFrom(ip, ip.BitLen()))
+					}
+				}
+			}
 		case aclPrivate:
 			for _, p := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"} {
 				acl.Prefixes = append(acl.Prefixes, netip.MustParsePrefix(p))
@@ -49,7 +67,7 @@ func ParseACL(s string) (ACL, error) {
 			if err != nil {
 				a, aerr := netip.ParseAddr(item)
 				if aerr != nil {
-					return ACL{}, fmt.Errorf("%q is neither a CIDR, an address, nor one of loopback, private, docker, any", item)
+					return ACL{}, fmt.Errorf("%q is neither a CIDR, an address, nor one of loopback, local, private, docker, any", item)
 				}
 				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 			}
