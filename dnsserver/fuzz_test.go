@@ -90,5 +90,25 @@ func FuzzServeDNS(f *testing.F) {
 				t.Fatalf("question %v, want %v echoed exactly", resp.Question, req.Question)
 			}
 		}
+		// The packet path, once the server's path has filled the cache:
+		// whatever it answers is a well-formed reply to this very query,
+		// within the client's size.
+		serveDNS(t, h, req.Copy(), netip.MustParseAddr("127.0.0.1"), false)
+		out, ok := h.packetReply(nil, wire, netip.MustParseAddr("127.0.0.1"))
+		if !ok {
+			return
+		}
+		fast := new(dns.Msg)
+		if err := fast.Unpack(out); err != nil {
+			t.Fatalf("packet-path reply does not unpack: %v", err)
+		}
+		cq, qend, _ := parsePlainQuery(wire)
+		limit := minUDPSize
+		if cq.edns > 0 {
+			limit = max(minUDPSize, min(cq.size, h.maxUDP))
+		}
+		if fast.Id != req.Id || !fast.Response || len(out) > limit || string(out[headerLen:qend]) != string(wire[headerLen:qend]) {
+			t.Fatalf("packet-path reply %v (%d bytes) to %v", fast, len(out), req)
+		}
 	})
 }

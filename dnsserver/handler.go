@@ -167,7 +167,9 @@ func (h *Handler) Zone() string { return h.zone }
 // becomes SERVFAIL and a count.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	client, tcp := clientOf(w.RemoteAddr())
-	if !tcp && h.limiter != nil && !h.limiter.Allow(client) {
+	if uw, ok := w.(*udpWriter); ok && uw.rateChecked {
+		// The read loop charged this packet to the limiter already.
+	} else if !tcp && h.limiter != nil && !h.limiter.Allow(client) {
 		h.write(w, client, h.slip(r))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,10 +57,9 @@ const (
 // listener on the same address. Listen binds them, so a port that is taken
 // fails at once; Serve answers until its context is done.
 type Server struct {
-	cfg     ServerConfig
-	udp     []net.PacketConn
-	tcp     net.Listener
-	servers []*dns.Server
+	cfg ServerConfig
+	udp []*net.UDPConn
+	tcp net.Listener
 }
 
 // Listen binds the listeners of cfg.
@@ -102,7 +102,7 @@ func bind(cfg ServerConfig, host, port string) (*Server, error) {
 		if i == 0 {
 			port = strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
 		}
-		s.udp = append(s.udp, pc)
+		s.udp = append(s.udp, pc.(*net.UDPConn))
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
@@ -159,42 +159,49 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 // queries, answers those in flight (waiting at most shutdownTimeout), and
 // returns nil. started, if not nil, is called once every listener serves.
 func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, started func()) error {
-	n := len(s.udp) + 1
-	ready := make(chan struct{}, n)
-	notify := func() { ready <- struct{}{} }
-	for _, pc := range s.udp {
-		s.servers = append(s.servers, &dns.Server{
-			PacketConn: pc, Handler: s.cfg.Handler, NotifyStartedFunc: notify,
-			MsgAcceptFunc: acceptQuery, UDPSize: dns.MaxMsgSize,
-		})
+	var udps []*udpServer
+	for _, conn := range s.udp {
+		u, err := newUDPServer(conn, s.cfg.Handler)
+		if err != nil {
+			s.close()
+			return fmt.Errorf("dns listener udp %s: %w", s.Addr(), err)
+		}
+		udps = append(udps, u)
 	}
+	tcpStarted := make(chan struct{})
 	idle := s.cfg.TCPIdleTimeout
-	s.servers = append(s.servers, &dns.Server{
-		Listener: s.tcp, Handler: s.cfg.Handler, NotifyStartedFunc: notify,
+	tcp := &dns.Server{
+		Listener: s.tcp, Handler: s.cfg.Handler, NotifyStartedFunc: func() { close(tcpStarted) },
 		MsgAcceptFunc: acceptQuery, ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ReadTimeout,
 		IdleTimeout: func() time.Duration { return idle }, MaxTCPQueries: s.cfg.MaxTCPQueries,
-	})
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	for _, srv := range s.servers {
+	for _, u := range udps {
 		g.Go(func() error {
-			if err := srv.ActivateAndServe(); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("dns server %s: %w", s.Addr(), err)
+			if err := u.serve(); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("dns server udp %s: %w", s.Addr(), err)
 			}
 			return nil
 		})
 	}
 	g.Go(func() error {
+		if err := tcp.ActivateAndServe(); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("dns server tcp %s: %w", s.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		// A dns.Server that is shut down before it started would serve
-		// forever once it does: wait until all of them started, or one
-		// failed.
-		for range n {
-			select {
-			case <-ready:
-			case <-gctx.Done():
-				s.close()
-				return nil
+		// forever once it does: wait until it started, or something failed.
+		select {
+		case <-tcpStarted:
+		case <-gctx.Done():
+			for _, u := range udps {
+				_ = u.shutdown(context.Background())
 			}
+			s.close()
+			return nil
 		}
 		if started != nil {
 			started()
@@ -202,12 +209,13 @@ func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, start
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		var errs []error
-		for _, srv := range s.servers {
-			if err := srv.ShutdownContext(sctx); err != nil {
-				errs = append(errs, err)
-			}
+		var wg sync.WaitGroup
+		errs := make([]error, len(udps)+1)
+		for i, u := range udps {
+			wg.Go(func() { errs[i] = u.shutdown(sctx) })
 		}
+		wg.Go(func() { errs[len(udps)] = tcp.ShutdownContext(sctx) })
+		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("dns server shutdown: %w", err)
 		}
