@@ -113,12 +113,29 @@ func bind(cfg ServerConfig, host, port string) (*Server, error) {
 	return s, nil
 }
 
+// udpBufferSize is the receive and send buffer asked for each UDP socket.
+// The read loop answers on the reading goroutine, so while it waits for a
+// core the backlog queues in the kernel: the default (208 KiB, about 150
+// small datagrams with their overhead) overflows under a burst.
+const udpBufferSize = 4 << 20
+
 // reusePort sets SO_REUSEPORT, so that several UDP sockets share a port
-// and the kernel spreads datagrams over them.
+// and the kernel spreads datagrams over them, and asks for large buffers.
 func reusePort(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		if network == "udp" || network == "udp4" || network == "udp6" {
+			// FORCE passes net.core.rmem_max when svcdns may (root or
+			// CAP_NET_ADMIN); otherwise the plain option, which the kernel
+			// caps at rmem_max. Neither failing is fatal.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpBufferSize) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpBufferSize)
+			}
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, udpBufferSize) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, udpBufferSize)
+			}
+		}
 	})
 	return cmp.Or(err, serr)
 }

@@ -3,10 +3,12 @@ package dnsserver
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // serve runs a Server for h on a free loopback port until the test ends.
@@ -119,4 +121,28 @@ func TestListenPortInUse(t *testing.T) {
 		t.Fatal("Listen on a taken port succeeded")
 	}
 	t.Logf("error: %v", err)
+}
+
+// The UDP sockets get large receive buffers, so a burst that arrives while
+// the read loop waits for a core is queued, not dropped (as root the size
+// passes net.core.rmem_max).
+func TestUDPBuffers(t *testing.T) {
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) {}), UDPSockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rc, err := srv.udp[0].SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int
+	_ = rc.Control(func(fd uintptr) { size, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && size < udpBufferSize {
+		t.Errorf("receive buffer %d bytes as root, want at least %d", size, udpBufferSize)
+	}
+	t.Logf("receive buffer: %d bytes", size)
 }
