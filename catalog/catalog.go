@@ -300,15 +300,24 @@ func (c *Catalog) containers(index string, args ...any) ([]*Container, error) {
 	return out, nil
 }
 
-// Instances returns every instance that src registered on node.
+// Instances returns every instance that src registered on node. (An
+// instance is always written and deleted with its container row, so the
+// containers' owner index finds them all.)
 func (c *Catalog) Instances(src Source, node string) ([]*Instance, error) {
-	it, err := c.db.Txn(false).Get(tableInstances, indexOwner, src, node)
+	tx := c.db.Txn(false)
+	ctrs, err := tx.Get(tableContainers, indexOwner, src, node)
 	if err != nil {
-		return nil, fmt.Errorf("read instances of %s/%s: %w", src, node, err)
+		return nil, fmt.Errorf("read containers of %s/%s: %w", src, node, err)
 	}
 	var out []*Instance
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*Instance))
+	for obj := ctrs.Next(); obj != nil; obj = ctrs.Next() {
+		it, err := tx.Get(tableInstances, indexContainer, obj.(*Container).ID)
+		if err != nil {
+			return nil, fmt.Errorf("read instances of %s/%s: %w", src, node, err)
+		}
+		for inst := it.Next(); inst != nil; inst = it.Next() {
+			out = append(out, inst.(*Instance))
+		}
 	}
 	return out, nil
 }
@@ -390,23 +399,6 @@ func (c *Catalog) ReplaceNode(src Source, node string, records []ContainerRecord
 				return err
 			}
 			res.Removed++
-		}
-		// Instances whose container row is missing would otherwise outlive
-		// every resync.
-		orphans, err := w.tx.Get(tableInstances, indexOwner, src, node)
-		if err != nil {
-			return fmt.Errorf("list instances of %s/%s: %w", src, node, err)
-		}
-		var orphanIDs []string
-		for obj := orphans.Next(); obj != nil; obj = orphans.Next() {
-			if inst := obj.(*Instance); !keep[inst.ContainerID] {
-				orphanIDs = append(orphanIDs, inst.ID)
-			}
-		}
-		for _, id := range orphanIDs {
-			if err := w.deleteInstance(id); err != nil {
-				return err
-			}
 		}
 		for _, r := range records {
 			change, err := w.putRecord(r)

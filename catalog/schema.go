@@ -52,7 +52,6 @@ func schema() *memdb.DBSchema {
 				indexID:        {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				indexService:   {Name: indexService, Indexer: &memdb.StringFieldIndex{Field: "Service"}},
 				indexContainer: {Name: indexContainer, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ContainerID"}},
-				indexOwner:     {Name: indexOwner, Indexer: ownerIndexer[*Instance](func(i *Instance) (Source, string) { return i.Source, i.Node })},
 				indexTag:       {Name: indexTag, AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Tags"}},
 				indexExpires:   {Name: indexExpires, AllowMissing: true, Indexer: expiresIndexer{}},
 			},
