@@ -191,6 +191,7 @@ func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, start
 		Listener: s.tcp, Handler: s.cfg.Handler, NotifyStartedFunc: func() { close(tcpStarted) },
 		MsgAcceptFunc: acceptQuery, ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ReadTimeout,
 		IdleTimeout: func() time.Duration { return idle }, MaxTCPQueries: s.cfg.MaxTCPQueries,
+		DecorateReader: func(r dns.Reader) dns.Reader { return strictReader{r} },
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

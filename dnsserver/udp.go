@@ -26,6 +26,11 @@ import (
 // BENCHMARKS.md for the figures.
 
 const (
+	// At shutdown the read loop goes on answering what is queued until the
+	// socket has been quiet for drainQuiet, for at most drainMax: queries
+	// sent just before SIGTERM are answered, not dropped with the socket.
+	drainQuiet = 20 * time.Millisecond
+	drainMax   = time.Second
 	// maxSlowInFlight bounds the packets being handled off the read loop;
 	// past it new ones are dropped (the client retries) instead of piling up
 	// goroutines under a flood.
@@ -45,11 +50,12 @@ type udpServer struct {
 	slots    chan struct{}
 	wg       sync.WaitGroup
 	closing  atomic.Bool
+	stopped  chan struct{} // closed when serve returns
 	dropped  atomic.Uint64
 }
 
 func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
-	u := &udpServer{conn: conn, handler: handler, slots: make(chan struct{}, maxSlowInFlight)}
+	u := &udpServer{conn: conn, handler: handler, slots: make(chan struct{}, maxSlowInFlight), stopped: make(chan struct{})}
 	u.fast, _ = handler.(*Handler)
 	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
 		u.wildcard = true
@@ -67,6 +73,7 @@ func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
 // serve reads until shutdown and returns nil then, or the read error that
 // stopped it.
 func (u *udpServer) serve() error {
+	defer close(u.stopped)
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, dns.MaxMsgSize)
 	var oob []byte
@@ -74,17 +81,34 @@ func (u *udpServer) serve() error {
 		oob = make([]byte, oobSize)
 	}
 	var lastOOB, lastReply []byte // the reply control message of the last destination
+	var drainEnd time.Time
 	for {
 		n, oobn, _, from, err := u.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if u.closing.Load() {
+					return nil // quiet for drainQuiet: every queued query answered
+				}
+				continue
+			}
 			if u.closing.Load() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return err
+		}
+		if u.closing.Load() {
+			// Shutting down: the datagrams already queued in the kernel were
+			// sent before the signal; answer them, until the socket has been
+			// quiet for drainQuiet or drainMax has passed.
+			now := time.Now()
+			if drainEnd.IsZero() {
+				drainEnd = now.Add(drainMax)
+			}
+			if now.After(drainEnd) {
+				return nil
+			}
+			_ = u.conn.SetReadDeadline(now.Add(drainQuiet))
 		}
 		var replyOOB []byte
 		if u.wildcard {
@@ -125,9 +149,9 @@ func (u *udpServer) slow(pkt []byte, from netip.AddrPort, replyOOB []byte) {
 // so their replies go out, then closes the socket.
 func (u *udpServer) shutdown(ctx context.Context) error {
 	u.closing.Store(true)
-	_ = u.conn.SetReadDeadline(time.Now())
+	_ = u.conn.SetReadDeadline(time.Now().Add(drainQuiet))
 	done := make(chan struct{})
-	go func() { u.wg.Wait(); close(done) }()
+	go func() { <-u.stopped; u.wg.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
@@ -166,7 +190,7 @@ func serveWire(h dns.Handler, w dns.ResponseWriter, p []byte) {
 		return
 	}
 	req := new(dns.Msg)
-	if err := req.Unpack(p); err != nil {
+	if !completeMessage(p) || req.Unpack(p) != nil {
 		reject(dns.RcodeFormatError)
 		return
 	}

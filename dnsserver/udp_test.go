@@ -176,3 +176,86 @@ func TestPacketRateLimitSlip(t *testing.T) {
 		t.Fatalf("slip %v", r)
 	}
 }
+
+func TestCompleteMessage(t *testing.T) {
+	full := pack(t, newQuery("books-ms.service.local.", dns.TypeA, 1232))
+	plain := pack(t, newQuery("books-ms.service.local.", dns.TypeA, 0))
+	cases := []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"query", plain, true},
+		{"query with OPT", full, true},
+		{"trailing bytes tolerated", append(append([]byte(nil), plain...), 0, 0), true},
+		{"question without type and class", plain[:len(plain)-4], false},
+		{"question without class", plain[:len(plain)-2], false},
+		{"OPT promised, missing", plain[:0:0], false},
+		{"OPT cut in its rdata", append(append([]byte(nil), full[:len(full)-11]...), 0, 0, 41), false},
+		{"header claiming a question", plain[:12], false},
+		{"bare header, no counts", make([]byte, 12), true},
+		{"ANCOUNT 65535 of nothing", func() []byte { b := append([]byte(nil), plain...); b[6], b[7] = 0xff, 0xff; return b }(), false},
+	}
+	cases[5].pkt = func() []byte { b := append([]byte(nil), plain...); b[11] = 1; return b }()
+	for _, tc := range cases {
+		if got := completeMessage(tc.pkt); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Queries already sent when the server is told to stop are answered: the
+// read loop drains what the kernel queued before it closes the socket.
+func TestShutdownAnswersQueued(t *testing.T) {
+	h := newHandler(t, testConfig(seed(t)))
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() { done <- srv.Serve(ctx, 5*time.Second, func() { close(started) }) }()
+	<-started
+	conn, err := net.Dial("udp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 500
+	for i := range n {
+		q := newQuery("books-ms.service.local.", dns.TypeA, 0)
+		q.Id = uint16(i)
+		if _, err := conn.Write(pack(t, q)); err != nil {
+			t.Fatal(err)
+		}
+		if i == n/2 {
+			cancel() // mid-burst: the rest are queued or on their way
+		}
+	}
+	answered := map[uint16]bool{}
+	buf := make([]byte, 4096)
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for len(answered) < n {
+		k, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		m := new(dns.Msg)
+		if m.Unpack(buf[:k]) == nil {
+			answered[m.Id] = true
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Everything sent before the stop must be answered; what came after may
+	// be, the drain goes on while the socket is busy.
+	for i := range n/2 + 1 {
+		if !answered[uint16(i)] {
+			t.Errorf("query %d, sent before the stop, not answered (%d of %d answered)", i, len(answered), n)
+			break
+		}
+	}
+}
