@@ -20,6 +20,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	inspectErrors prometheus.Counter
 	queueLength   prometheus.Gauge
+	pending       prometheus.Gauge
 }
 
 const (
@@ -59,6 +60,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Service names, tags, port names and container names refused, by reason.")), []string{"reason"}),
 		inspectErrors: prometheus.NewCounter(prometheus.CounterOpts(opts("inspect_errors_total",
 			"Container inspects that failed other than with not found."))),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts(opts("inspects_pending",
+			"Containers that events named, being inspected or waiting for an inspect."))),
 		queueLength: prometheus.NewGauge(prometheus.GaugeOpts(opts("event_queue_length",
 			"Containers waiting to be inspected again after an event."))),
 	}
@@ -68,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.connected, m.lastSync, m.syncDuration, m.events, m.resyncs, m.repairs,
-		m.reconnects, m.rejected, m.inspectErrors, m.queueLength,
+		m.reconnects, m.rejected, m.inspectErrors, m.queueLength, m.pending,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

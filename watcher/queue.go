@@ -15,6 +15,7 @@ type eventQueue struct {
 	mu       sync.Mutex
 	order    []string
 	set      map[string]struct{}
+	gone     map[string]bool // an event said the container stopped running
 	overflow bool
 	max      int
 	ready    chan struct{} // one token while there is something to take
@@ -22,22 +23,27 @@ type eventQueue struct {
 }
 
 func newEventQueue(max int, onLen func(int)) *eventQueue {
-	return &eventQueue{set: make(map[string]struct{}), max: max, ready: make(chan struct{}, 1), onLen: onLen}
+	return &eventQueue{set: make(map[string]struct{}), gone: make(map[string]bool), max: max, ready: make(chan struct{}, 1), onLen: onLen}
 }
 
-// add queues id unless it is already queued or the queue has overflowed.
-func (q *eventQueue) add(id string) {
+// add queues id unless it is already queued or the queue has overflowed;
+// gone marks an event saying the container stopped running (die, stop,
+// destroy, pause), which sticks until the id is taken.
+func (q *eventQueue) add(id string, gone bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.overflow {
 		return
+	}
+	if gone {
+		q.gone[id] = true
 	}
 	if _, ok := q.set[id]; ok {
 		return
 	}
 	if len(q.order) >= q.max {
 		q.overflow = true
-		q.order, q.set = nil, make(map[string]struct{})
+		q.order, q.set, q.gone = nil, make(map[string]struct{}), make(map[string]bool)
 	} else {
 		q.order = append(q.order, id)
 		q.set[id] = struct{}{}
@@ -49,18 +55,22 @@ func (q *eventQueue) add(id string) {
 	}
 }
 
-// take empties the queue and returns what it held: the ids in order, or
-// overflow=true when a full resync must replace them.
-func (q *eventQueue) take() (ids []string, overflow bool) {
+// take empties the queue and returns what it held: the ids in order and
+// which of them an event said stopped running, or overflow=true when a
+// full resync must replace them.
+func (q *eventQueue) take() (ids []string, gone map[string]bool, overflow bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ids, overflow = q.order, q.overflow
+	ids, gone, overflow = q.order, q.gone, q.overflow
 	q.order, q.overflow = nil, false
 	if len(ids) > 0 {
 		q.set = make(map[string]struct{})
 	}
+	if len(gone) > 0 {
+		q.gone = make(map[string]bool)
+	}
 	q.report()
-	return ids, overflow
+	return ids, gone, overflow
 }
 
 func (q *eventQueue) report() {

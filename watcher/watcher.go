@@ -92,6 +92,10 @@ type Watcher struct {
 	tunables  tunables
 	loopState // owned by the goroutine running Run
 
+	// pending counts the containers the refresher is inspecting or will
+	// inspect; 0 once every event read so far is stored.
+	pending atomic.Int64
+
 	mu     sync.Mutex
 	status Status
 }
@@ -269,6 +273,13 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 	}
 	w.setConnected()
 
+	ref := newRefresher(ctx, w)
+	defer func() {
+		cancel() // ends the inspects in flight at once
+		ref.wait()
+		w.pending.Store(0)
+		w.met.pending.Set(0)
+	}()
 	tick := time.NewTicker(w.resync)
 	defer tick.Stop()
 	for {
@@ -281,22 +292,36 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 			}
 			return true, fmt.Errorf("docker event stream: %w", err)
 		case <-tick.C:
+			ref.invalidate()
 			if err := w.fullSync(ctx, q, syncPeriodic); err != nil {
 				return true, err
 			}
+		case d := <-ref.done:
+			if err := ref.finish(d); err != nil {
+				return true, err
+			}
 		case <-q.ready:
-			ids, overflow := q.take()
+			ids, gone, overflow := q.take()
 			if overflow {
 				w.log.Warn("docker event queue overflowed, resyncing", "max", w.tunables.maxQueue)
+				ref.invalidate()
 				if err := w.fullSync(ctx, q, syncOverflow); err != nil {
 					return true, err
 				}
 				continue
 			}
-			// One goroutine applies the batch in order: start and die of one
-			// container can never race.
 			for _, id := range ids {
-				if err := w.refresh(ctx, id); err != nil {
+				// A container an event said stopped running leaves the
+				// answers now, not when its inspect returns; the inspect
+				// then decides (a restarted container comes straight back).
+				if gone[id] {
+					w.remove(id, "stopped")
+				}
+				ref.want(id)
+			}
+			if ref.takeOverflow() {
+				w.log.Warn("docker event queue overflowed, resyncing", "max", w.tunables.maxQueue)
+				if err := w.fullSync(ctx, q, syncOverflow); err != nil {
 					return true, err
 				}
 			}
@@ -324,7 +349,7 @@ func (w *Watcher) readEvents(ctx context.Context, msgs <-chan events.Message, er
 				continue
 			}
 			if id := eventContainer(m); id != "" {
-				q.add(id)
+				q.add(id, stoppedRunning(m))
 			}
 			// Counted after queueing: whoever sees the count sees the queue.
 			w.met.events.WithLabelValues(actionLabel(string(m.Action))).Inc()
@@ -445,12 +470,137 @@ func (w *Watcher) inspectAll(ctx context.Context, list []container.Summary) ([]c
 	return kept, nil
 }
 
-// refresh looks at one container again after an event and stores what it
-// finds: the container and its instances, or nothing.
-func (w *Watcher) refresh(ctx context.Context, id string) error {
-	ictx, cancel := context.WithTimeout(ctx, callTimeout)
-	resp, err := w.docker.ContainerInspect(ictx, id)
-	cancel()
+// refresher inspects the containers that events named and stores what it
+// finds, with one inspect at a time per container and up to
+// inspectConcurrency in all, so one slow inspect (during docker rm -f the
+// daemon holds it for 100 ms and more) never holds up the others. Results
+// are stored by the session's goroutine, the only one that writes events to
+// the catalog. An event for a container whose inspect is in flight makes
+// that result stale: it is thrown away and the container inspected again,
+// so the last result stored always comes from an inspect started after the
+// last event.
+//
+// All methods but the inspect goroutines run on the session's goroutine.
+type refresher struct {
+	w        *Watcher
+	ctx      context.Context
+	inflight map[string]bool // id -> stale (an event came after its inspect started)
+	waiting  []string        // ids waiting for a slot, in event order
+	queued   map[string]bool
+	overflow bool
+	done     chan inspectDone // buffered: an inspect never blocks on sending
+	wg       sync.WaitGroup
+}
+
+type inspectDone struct {
+	id  string
+	res inspectResult
+}
+
+func newRefresher(ctx context.Context, w *Watcher) *refresher {
+	return &refresher{w: w, ctx: ctx, inflight: map[string]bool{}, queued: map[string]bool{},
+		done: make(chan inspectDone, inspectConcurrency)}
+}
+
+// want asks for id to be inspected (again).
+func (r *refresher) want(id string) {
+	if _, ok := r.inflight[id]; ok {
+		r.inflight[id] = true
+		return
+	}
+	if !r.queued[id] {
+		r.queued[id] = true
+		r.waiting = append(r.waiting, id)
+		if len(r.waiting) > r.w.tunables.maxQueue {
+			r.overflow = true
+		}
+	}
+	r.dispatch()
+	r.report()
+}
+
+// report publishes how many containers are waiting or in flight.
+func (r *refresher) report() {
+	n := int64(len(r.inflight) + len(r.waiting))
+	r.w.pending.Store(n)
+	r.w.met.pending.Set(float64(n))
+}
+
+// takeOverflow reports whether more containers waited than the queue
+// bound allows, and forgets them all: the full resync that follows covers
+// them.
+func (r *refresher) takeOverflow() bool {
+	if !r.overflow {
+		return false
+	}
+	r.overflow = false
+	r.waiting, r.queued = nil, map[string]bool{}
+	r.invalidate()
+	r.report()
+	return true
+}
+
+func (r *refresher) dispatch() {
+	for len(r.inflight) < inspectConcurrency && len(r.waiting) > 0 {
+		id := r.waiting[0]
+		r.waiting = r.waiting[1:]
+		delete(r.queued, id)
+		r.inflight[id] = false
+		r.wg.Go(func() {
+			ictx, cancel := context.WithTimeout(r.ctx, callTimeout)
+			defer cancel()
+			resp, err := r.w.docker.ContainerInspect(ictx, id)
+			r.done <- inspectDone{id: id, res: inspectResult{resp: resp, err: err}}
+		})
+	}
+}
+
+// finish stores one inspect's result, or inspects again if it is stale.
+func (r *refresher) finish(d inspectDone) error {
+	stale := r.inflight[d.id]
+	delete(r.inflight, d.id)
+	defer func() { r.dispatch(); r.report() }()
+	if stale {
+		r.want(d.id)
+		return nil
+	}
+	return r.w.refresh(r.ctx, d.id, d.res)
+}
+
+// invalidate makes every inspect in flight stale: a full sync stores
+// newer state, which their results must not overwrite.
+func (r *refresher) invalidate() {
+	for id := range r.inflight {
+		r.inflight[id] = true
+	}
+}
+
+// wait lets the inspects in flight end (the session's context is already
+// cancelled, so they end at once).
+func (r *refresher) wait() { r.wg.Wait() }
+
+// stoppedRunning reports whether an event says its container no longer
+// runs, so its answers can go before an inspect confirms it.
+func stoppedRunning(m events.Message) bool {
+	if m.Type != events.ContainerEventType {
+		return false
+	}
+	switch m.Action {
+	case events.ActionDie, events.ActionStop, events.ActionDestroy, events.ActionPause, events.ActionOOM:
+		return true
+	}
+	return false
+}
+
+type inspectResult struct {
+	resp container.InspectResponse
+	err  error
+}
+
+// refresh stores what an inspect after an event found: the container and
+// its instances, or nothing.
+func (w *Watcher) refresh(ctx context.Context, id string, res inspectResult) error {
+	resp, err := res.resp, res.err
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			w.remove(id, "removed")

@@ -172,9 +172,10 @@ func (h *harness) barrier() {
 	if err := h.e.emit(events.ContainerEventType, "start", barrierID); err != nil {
 		h.t.Fatal(err)
 	}
-	h.waitFor("barrier event", func() bool { return h.e.inspected(barrierID) > n })
-	// The barrier's own inspect finds nothing; its delete is a no-op, and
-	// everything before it is done.
+	// Inspects run side by side, so the barrier's own inspect is not
+	// enough: nothing may be waiting or in flight either. Every event
+	// emitted before the barrier was taken from the queue no later than it.
+	h.waitFor("barrier event", func() bool { return h.e.inspected(barrierID) > n && h.w.pending.Load() == 0 })
 }
 
 // event emits a container event and waits until it is applied.
@@ -456,8 +457,8 @@ func TestDaemonAbsentAtStart(t *testing.T) {
 	}
 }
 
-// TestQueueOverflow: more containers waiting than the queue holds turn into
-// one full resync.
+// TestQueueOverflow: more containers waiting for an inspect than the
+// queue holds turn into a full resync instead.
 func TestQueueOverflow(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.w.tunables.maxQueue = 4
@@ -466,18 +467,19 @@ func TestQueueOverflow(t *testing.T) {
 
 	release := make(chan struct{})
 	var ctrs []*container.InspectResponse
-	for i := 1; i <= 10; i++ {
+	for i := 1; i <= 20; i++ {
 		c := newCtr(i, fmt.Sprintf("c%d", i))
 		ctrs = append(ctrs, c)
 		h.e.run(c)
 	}
 	h.e.beforeInspect = func(ctx context.Context, id string) error {
-		if id == ctrs[0].ID {
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if id == barrierID {
+			return nil
+		}
+		select { // every container's inspect hangs: they pile up
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		return nil
 	}
@@ -487,27 +489,21 @@ func TestQueueOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Every event is queued (or has overflowed the queue) once counted.
-	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+10 })
+	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+20 })
 	close(release)
-	h.waitFor("resync", func() bool { return h.w.Status().Resyncs == 2 })
+	h.waitFor("overflow resync", func() bool { return h.metric(h.w.met.resyncs.WithLabelValues(syncOverflow)) >= 1 })
 	h.barrier()
-	h.wantView("c1 c10 c2 c3 c4 c5 c6 c7 c8 c9")
-	if got := h.metric(h.w.met.resyncs.WithLabelValues(syncOverflow)); got != 1 {
-		t.Errorf("overflow resyncs %v, want 1", got)
-	}
-	for _, c := range ctrs[5:] {
-		if n := h.e.inspected(c.ID); n != 1 {
-			t.Errorf("%s inspected %d times, want once (by the resync)", c.Name, n)
-		}
+	h.wantView("c1 c10 c11 c12 c13 c14 c15 c16 c17 c18 c19 c2 c20 c3 c4 c5 c6 c7 c8 c9")
+	if n := h.w.pending.Load(); n != 0 {
+		t.Errorf("%d inspects pending after the resync", n)
 	}
 }
 
-// TestEventsMergedPerContainer: a storm of events for one container, queued
-// while the watcher is busy, costs one inspect.
+// TestEventsMergedPerContainer: a storm of events for one container while
+// its inspect is slow costs one more inspect, not one per event.
 func TestEventsMergedPerContainer(t *testing.T) {
 	h := newHarness(t, Config{})
-	a, busy := newCtr(1, "a"), newCtr(2, "busy")
+	a := newCtr(1, "a")
 	a.State.Health = &container.Health{Status: container.Starting}
 	h.e.run(a)
 	h.start()
@@ -515,36 +511,34 @@ func TestEventsMergedPerContainer(t *testing.T) {
 	h.wantView("a(down)")
 
 	release := make(chan struct{})
+	blocked := make(chan struct{})
+	var once sync.Once
 	h.e.beforeInspect = func(ctx context.Context, id string) error {
-		if id == busy.ID {
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if id == a.ID {
+			once.Do(func() { close(blocked); <-release })
 		}
 		return nil
 	}
-	h.e.run(busy)
 	n := h.e.inspected(a.ID)
 	before := h.w.Status().Events
-	if err := h.e.emit(events.ContainerEventType, "start", busy.ID); err != nil {
-		t.Fatal(err)
-	}
-	h.waitFor("the apply loop busy inspecting", func() bool { return h.e.inspected(busy.ID) > 0 })
 	for i := range 100 {
 		status := []string{"unhealthy", "healthy"}[i%2]
+		if i == 99 { // Docker changes the state, then tells
+			h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Health.Status = container.Healthy })
+		}
 		if err := h.e.emit(events.ContainerEventType, "health_status: "+status, a.ID); err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 {
+			<-blocked
+		}
 	}
-	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+101 })
-	h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Health.Status = container.Healthy })
+	h.waitFor("events read", func() bool { return h.w.Status().Events >= before+100 })
 	close(release)
 	h.barrier()
-	h.wantView("a busy")
-	if got := h.e.inspected(a.ID) - n; got != 1 {
-		t.Errorf("a inspected %d times for 100 events, want 1", got)
+	h.wantView("a")
+	if got := h.e.inspected(a.ID) - n; got != 2 {
+		t.Errorf("a inspected %d times for 100 events, want 2 (the slow one, then one for all the events during it)", got)
 	}
 }
 
@@ -735,20 +729,20 @@ func TestEventQueue(t *testing.T) {
 	var lens []int
 	q := newEventQueue(3, func(n int) { lens = append(lens, n) })
 	for _, id := range []string{"a", "b", "a", "c", "b"} {
-		q.add(id)
+		q.add(id, id == "b")
 	}
-	ids, overflow := q.take()
-	if fmt.Sprint(ids) != "[a b c]" || overflow {
-		t.Fatalf("take %v %t", ids, overflow)
+	ids, gone, overflow := q.take()
+	if fmt.Sprint(ids) != "[a b c]" || fmt.Sprint(gone) != "map[b:true]" || overflow {
+		t.Fatalf("take %v %v %t", ids, gone, overflow)
 	}
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		q.add(id)
+		q.add(id, false)
 	}
-	ids, overflow = q.take()
+	ids, _, overflow = q.take()
 	if len(ids) != 0 || !overflow {
 		t.Fatalf("after overflow: %v %t", ids, overflow)
 	}
-	if ids, overflow = q.take(); len(ids) != 0 || overflow {
+	if ids, gone, overflow = q.take(); len(ids) != 0 || len(gone) != 0 || overflow {
 		t.Fatalf("overflow not cleared")
 	}
 	if slices.Max(lens) > 3 {
@@ -780,4 +774,75 @@ func BenchmarkFullSync(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestStoppedLeavesAnswersAtOnce: a die event takes the container out of
+// the answers before its inspect returns (during docker rm -f the daemon
+// holds the inspect for 100 ms and more), and other containers' events in
+// the same moment are not held up by that inspect.
+func TestStoppedLeavesAnswersAtOnce(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b := newCtr(1, "a"), newCtr(2, "b")
+	h.e.run(a)
+	h.start()
+	h.waitSynced()
+	h.wantView("a")
+
+	release := make(chan struct{})
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id == a.ID {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Running, c.State.Status = false, container.StateExited })
+	if err := h.e.emit(events.ContainerEventType, "die", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("a gone while its inspect blocks", func() bool { return h.view() == "" })
+	h.e.run(b)
+	if err := h.e.emit(events.ContainerEventType, "start", b.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("b answered while a's inspect blocks", func() bool { return h.view() == "b" })
+	close(release)
+	h.barrier()
+	h.wantView("b")
+}
+
+// TestRestartComesBack: die and start of a container merged in one batch
+// (a restart policy) leave it answered: the inspect, not the event, decides.
+func TestRestartComesBack(t *testing.T) {
+	h := newHarness(t, Config{})
+	a := newCtr(1, "a")
+	h.e.run(a)
+	h.start()
+	h.waitSynced()
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	var once sync.Once
+	b := newCtr(2, "b")
+	h.e.run(b)
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id == b.ID {
+			once.Do(func() { close(blocked); <-release })
+		}
+		return nil
+	}
+	if err := h.e.emit(events.ContainerEventType, "start", b.ID); err != nil { // an inspect in flight while a's events come
+		t.Fatal(err)
+	}
+	<-blocked
+	for _, action := range []string{"die", "start"} { // it runs again: the engine still says running
+		if err := h.e.emit(events.ContainerEventType, action, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	h.barrier()
+	h.wantView("a b")
 }
