@@ -95,6 +95,7 @@ type Watcher struct {
 	// pending counts the containers the refresher is inspecting or will
 	// inspect; 0 once every event read so far is stored.
 	pending atomic.Int64
+	synced  atomic.Bool // Status().Synced, without the lock
 
 	mu     sync.Mutex
 	status Status
@@ -173,11 +174,9 @@ func newWatcher(cfg Config, api dockerAPI) (*Watcher, error) {
 // Synced reports whether a full list of the Docker host has been applied at
 // least once. It stays true while Docker is away: the catalog then serves
 // what it last saw.
-func (w *Watcher) Synced() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.status.Synced
-}
+//
+// The DNS server asks on every query, so this is one atomic load.
+func (w *Watcher) Synced() bool { return w.synced.Load() }
 
 // Status returns a snapshot of the watcher's state.
 func (w *Watcher) Status() Status {
@@ -412,6 +411,7 @@ func (w *Watcher) fullSync(ctx context.Context, q *eventQueue, reason string) er
 	}
 	w.mu.Lock()
 	w.status.Synced = true
+	w.synced.Store(true)
 	w.status.LastSync = now
 	w.status.Resyncs++
 	w.status.Repairs += uint64(repairs)
