@@ -37,6 +37,7 @@ type metrics struct {
 	panics      prometheus.Counter
 	truncated   prometheus.Counter
 	rateLimited prometheus.Counter
+	overload    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -52,6 +53,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"UDP answers cut to the client's size, with TC set.")),
 		rateLimited: prometheus.NewCounter(opts("rate_limited_total",
 			"UDP queries over the per-network rate limit, answered with an empty TC reply.")),
+		overload: prometheus.NewCounter(opts("overload_dropped_total",
+			"UDP queries dropped unanswered because 10,000 were already being handled off the read loop (cache misses, forwards)")),
 		typeIndex:  make(map[uint16]int),
 		rcodeIndex: make(map[int]int),
 	}
@@ -77,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.panics, m.truncated, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.queries, m.panics, m.truncated, m.rateLimited, m.overload} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -52,7 +52,6 @@ type udpServer struct {
 	wg       sync.WaitGroup
 	closing  atomic.Bool
 	stopped  chan struct{} // closed when serve returns
-	dropped  atomic.Uint64
 }
 
 func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
@@ -100,13 +99,14 @@ func (u *udpServer) serve() error {
 		bc = ipv6.NewPacketConn(u.conn)
 	}
 	in := make([]ipv4.Message, batchSize)
-	out := make([]ipv4.Message, 0, batchSize)
+	slots := make([]ipv4.Message, batchSize) // the replies' messages, made once
 	replies := make([][]byte, batchSize)
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, maxQuerySize)}
 		if u.wildcard {
 			in[i].OOB = make([]byte, oobSize)
 		}
+		slots[i].Buffers = make([][]byte, 1)
 		replies[i] = make([]byte, 0, DefaultMaxUDPSize)
 	}
 	var lastOOB, lastReply []byte // the reply control message of the last destination
@@ -139,7 +139,7 @@ func (u *udpServer) serve() error {
 			}
 			_ = u.conn.SetReadDeadline(now.Add(drainQuiet))
 		}
-		out = out[:0]
+		out := slots[:0]
 		for i := range in[:n] {
 			m := &in[i]
 			ua, ok := m.Addr.(*net.UDPAddr)
@@ -159,7 +159,9 @@ func (u *udpServer) serve() error {
 			if u.fast != nil {
 				if reply, ok := u.fast.packetReply(replies[i][:0], pkt, from.Addr().Unmap()); ok {
 					replies[i] = reply
-					out = append(out, ipv4.Message{Buffers: [][]byte{reply}, OOB: replyOOB, Addr: m.Addr})
+					o := &slots[len(out)]
+					o.Buffers[0], o.OOB, o.Addr = reply, replyOOB, m.Addr
+					out = out[:len(out)+1]
 					continue
 				}
 			}
@@ -180,7 +182,9 @@ func (u *udpServer) slow(pkt []byte, from netip.AddrPort, replyOOB []byte) {
 	select {
 	case u.slots <- struct{}{}:
 	default:
-		u.dropped.Add(1)
+		if u.fast != nil {
+			u.fast.met.overload.Inc()
+		}
 		return
 	}
 	p := append([]byte(nil), pkt...)

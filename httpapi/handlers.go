@@ -18,12 +18,9 @@ func (a *API) handleServices(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	out := make([]Service, 0, len(svcs))
-	for _, s := range svcs {
-		out = append(out, Service{Name: s.Name, Instances: s.Instances, Passing: s.Passing})
-	}
-	setIndex(w, idx)
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, idx, svcs, func(s catalog.ServiceSummary) Service {
+		return Service{Name: s.Name, Instances: s.Instances, Passing: s.Passing}
+	})
 }
 
 // GET /v1/services/{name}[?passing=true][&tag=t][&index=N[&wait=D]]
@@ -75,12 +72,7 @@ func (a *API) handleService(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	out := make([]Instance, 0, len(insts))
-	for _, in := range insts {
-		out = append(out, instanceJSON(in))
-	}
-	setIndex(w, idx)
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, idx, insts, instanceJSON)
 }
 
 // longPoll waits up to wait for q's service to change past minIndex, and
@@ -148,9 +140,15 @@ func (a *API) handleContainers(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	out := make([]Container, 0, len(ctrs))
-	for _, c := range ctrs {
-		out = append(out, containerJSON(c))
+	writeList(w, idx, ctrs, containerJSON)
+}
+
+// writeList answers a read with the catalog index and items as a JSON
+// array ([] when there are none, never null).
+func writeList[T, J any](w http.ResponseWriter, idx uint64, items []T, toJSON func(T) J) {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, toJSON(it))
 	}
 	setIndex(w, idx)
 	writeJSON(w, http.StatusOK, out)
