@@ -5,24 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
-	"slices"
+
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	iradix "github.com/hashicorp/go-immutable-radix"
 	memdb "github.com/hashicorp/go-memdb"
 )
 
 // Catalog is the registry. It is safe for concurrent use: reads see a
 // consistent snapshot and never block writes; writes are serialised.
 type Catalog struct {
-	db *memdb.MemDB
-	// index mirrors the committed catalog index, stored after each commit,
-	// so readers on the DNS hot path can tell whether anything changed
-	// without opening a transaction. It may lag the data by one commit,
-	// never lead it: a cache labelled with it is at worst rebuilt once more.
-	index atomic.Uint64
+	// writeMu serialises writes from memdb's transaction to the published
+	// snapshot, so that the next write builds on the view this one made.
+	writeMu sync.Mutex
+	db      *memdb.MemDB
+	// snap is the catalog index with the view (view.go) at that index,
+	// published together after each write's memdb commit. The index may
+	// lag the rows by one commit, never lead them: a DNS answer cache
+	// labelled with it is at worst rebuilt once more.
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is what each write publishes.
+type snapshot struct {
+	index uint64
+	view  *iradix.Tree
+	// next is closed when a later snapshot replaces this one.
+	next chan struct{}
 }
 
 // New returns an empty catalog at index 0.
@@ -32,7 +45,9 @@ func New() *Catalog {
 		// The schema is a constant; an error here is a programming error.
 		panic(fmt.Sprintf("catalog schema: %v", err))
 	}
-	return &Catalog{db: db}
+	c := &Catalog{db: db}
+	c.snap.Store(&snapshot{view: iradix.New(), next: make(chan struct{})})
+	return c
 }
 
 // ContainerRecord is a container with the instances it provides, the unit
@@ -84,10 +99,17 @@ func (q ServiceQuery) Match(inst *Instance) bool {
 	if q.Protocol != "" && inst.Protocol != q.Protocol {
 		return false
 	}
-	if q.Port != "" && q.Port != inst.PortName && q.Port != strconv.Itoa(int(inst.Port)) {
+	if q.Port != "" && q.Port != inst.PortName && !isPortNumber(q.Port, inst.Port) {
 		return false
 	}
 	return true
+}
+
+// isPortNumber reports whether s is port in decimal, as strconv.Itoa would
+// write it, without allocating the string.
+func isPortNumber(s string, port uint16) bool {
+	var buf [5]byte
+	return s == string(strconv.AppendUint(buf[:0], uint64(port), 10))
 }
 
 // ---- reads ----
@@ -95,29 +117,21 @@ func (q ServiceQuery) Match(inst *Instance) bool {
 // Index returns the catalog index: it grows with every write that changed
 // something. It costs one atomic load.
 func (c *Catalog) Index() uint64 {
-	return c.index.Load()
-}
-
-func indexTxn(tx *memdb.Txn, ws memdb.WatchSet) uint64 {
-	ch, raw, err := tx.FirstWatch(tableIndex, indexID, keyCatalog)
-	ws.Add(ch)
-	if err != nil || raw == nil {
-		return 0
-	}
-	return raw.(*indexEntry).Value
+	return c.snap.Load().index
 }
 
 // Wait blocks until the catalog index is above minIndex, or ctx is done,
 // and returns the index it saw last.
 func (c *Catalog) Wait(ctx context.Context, minIndex uint64) (uint64, error) {
 	for {
-		ws := memdb.NewWatchSet()
-		idx := indexTxn(c.db.Txn(false), ws)
-		if idx > minIndex {
-			return idx, nil
+		s := c.snap.Load()
+		if s.index > minIndex {
+			return s.index, nil
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
-			return idx, err
+		select {
+		case <-s.next:
+		case <-ctx.Done():
+			return s.index, ctx.Err()
 		}
 	}
 }
@@ -126,45 +140,76 @@ func (c *Catalog) Wait(ctx context.Context, minIndex uint64) (uint64, error) {
 // of the service's last change (the catalog index when the service has never
 // existed). ws, which may be nil, is told of any change to the service.
 func (c *Catalog) Service(ws memdb.WatchSet, q ServiceQuery) (uint64, []*Instance, error) {
-	tx := c.db.Txn(false)
-	ch, raw, err := tx.FirstWatch(tableServices, indexID, q.Service)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read service %s: %w", q.Service, err)
-	}
-	ws.Add(ch)
-	if raw == nil {
-		return indexTxn(tx, nil), nil, nil
-	}
-	idx := raw.(*serviceEntry).Index
-	it, err := tx.Get(tableInstances, indexService, q.Service)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read instances of %s: %w", q.Service, err)
-	}
-	var out []*Instance
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		if inst := obj.(*Instance); q.Match(inst) {
-			out = append(out, inst)
+	idx, out := c.lookup(ws, nil, q)
+	// A TTL heartbeat renews an instance in its row and leaves the view
+	// alone (it changes no answer); the API shows the renewed expiry.
+	var tx *memdb.Txn
+	for k, inst := range out {
+		if inst.Expires.IsZero() {
+			continue
+		}
+		if tx == nil {
+			tx = c.db.Txn(false)
+		}
+		cur, err := findInstance(tx, inst.ID)
+		if err != nil {
+			return 0, nil, err
+		}
+		// Only a renewal of the same instance: rows may be a write ahead
+		// of the view, and this answer is the view's.
+		if cur != nil && sameInstance(cur, inst, true) {
+			out[k] = cur
 		}
 	}
 	return idx, out, nil
 }
 
-// Services lists every service with at least one instance, sorted by name.
-func (c *Catalog) Services(ws memdb.WatchSet) (uint64, []ServiceSummary, error) {
-	tx := c.db.Txn(false)
-	idx := indexTxn(tx, nil)
-	it, err := tx.Get(tableServices, indexID)
-	if err != nil {
-		return 0, nil, fmt.Errorf("list services: %w", err)
+// AppendService appends the instances of q.Service that q selects to dst
+// and returns it, with the index of the service's last change. It is
+// Service without the watch and without allocating (beyond growing dst):
+// the DNS server's lookup.
+func (c *Catalog) AppendService(dst []*Instance, q ServiceQuery) (uint64, []*Instance) {
+	return c.lookup(nil, dst, q)
+}
+
+func (c *Catalog) lookup(ws memdb.WatchSet, dst []*Instance, q ServiceQuery) (uint64, []*Instance) {
+	snap := c.snap.Load()
+	if len(q.Service) > MaxLabelLen {
+		return snap.index, dst // not a label: no such service
 	}
-	ws.Add(it.WatchCh())
-	var out []ServiceSummary
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		s := obj.(*serviceEntry)
-		if s.Instances > 0 {
-			out = append(out, ServiceSummary{Name: s.Name, Instances: s.Instances, Passing: s.Passing})
+	var key [1 + MaxLabelLen]byte
+	ch, raw, ok := snap.view.Root().GetWatch(viewKey(key[:], kindService, q.Service))
+	if ws != nil {
+		ws.Add(ch)
+	}
+	if !ok {
+		return snap.index, dst
+	}
+	row := raw.(*serviceRow)
+	for _, inst := range row.Instances {
+		if q.Match(inst) {
+			dst = append(dst, inst)
 		}
 	}
+	return row.Index, dst
+}
+
+// Services lists every service with at least one instance, sorted by name.
+// ws, which may be nil, is told of any change to any service.
+func (c *Catalog) Services(ws memdb.WatchSet) (uint64, []ServiceSummary, error) {
+	snap := c.snap.Load()
+	idx, root := snap.index, snap.view.Root()
+	if ws != nil {
+		ch, _, _ := root.GetWatch(nil)
+		ws.Add(ch)
+	}
+	var out []ServiceSummary
+	root.WalkPrefix([]byte{kindService}, func(_ []byte, v any) bool {
+		if s := v.(*serviceRow); len(s.Instances) > 0 {
+			out = append(out, ServiceSummary{Name: s.Name, Instances: len(s.Instances), Passing: s.Passing})
+		}
+		return false
+	})
 	return idx, out, nil
 }
 
@@ -188,17 +233,9 @@ func (c *Catalog) WaitService(ctx context.Context, q ServiceQuery, minIndex uint
 // AllContainers returns every container in the catalog, ordered by id,
 // and the catalog index it was read at.
 func (c *Catalog) AllContainers() (uint64, []*Container, error) {
-	tx := c.db.Txn(false)
-	idx := indexTxn(tx, nil)
-	it, err := tx.Get(tableContainers, indexID)
-	if err != nil {
-		return 0, nil, fmt.Errorf("list containers: %w", err)
-	}
-	var out []*Container
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*Container))
-	}
-	return idx, out, nil
+	idx := c.Index() // before the read: the rows are at least as new
+	out, err := containersOf(c.db.Txn(false), indexID, nil)
+	return idx, out, err
 }
 
 // Stats counts what the catalog holds, for metrics and /healthz.
@@ -210,63 +247,92 @@ type Stats struct {
 	Containers int
 }
 
-// Stats returns the catalog's counts from one snapshot. It walks the
-// services and containers tables, so it is for scrapes, not the DNS path.
+// Stats returns the catalog's counts. It walks every service and
+// container, so it is for scrapes, not the DNS path.
 func (c *Catalog) Stats() (Stats, error) {
-	tx := c.db.Txn(false)
-	st := Stats{Index: indexTxn(tx, nil)}
-	it, err := tx.Get(tableServices, indexID)
-	if err != nil {
-		return st, fmt.Errorf("count services: %w", err)
-	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		s := obj.(*serviceEntry)
-		if s.Instances > 0 {
-			st.Services++
-			st.Instances += s.Instances
-			st.Passing += s.Passing
-		}
-	}
-	ct, err := tx.Get(tableContainers, indexID)
+	snap := c.snap.Load()
+	st := Stats{Index: snap.index}
+	it, err := c.db.Txn(false).Get(tableContainers, indexID)
 	if err != nil {
 		return st, fmt.Errorf("count containers: %w", err)
 	}
-	for obj := ct.Next(); obj != nil; obj = ct.Next() {
+	for obj := it.Next(); obj != nil; obj = it.Next() {
 		st.Containers++
+		for _, inst := range obj.(*containerRow).insts {
+			st.Instances++
+			if inst.Passing {
+				st.Passing++
+			}
+		}
 	}
+	// The rows may be a write ahead of the view: instances are counted
+	// from the rows, so that Instances and Containers agree.
+	snap.view.Root().WalkPrefix([]byte{kindService}, func(_ []byte, v any) bool {
+		if len(v.(*serviceRow).Instances) > 0 {
+			st.Services++
+		}
+		return false
+	})
 	return st, nil
 }
 
 // HasTag reports whether any passing instance carries tag.
 func (c *Catalog) HasTag(tag string) (bool, error) {
-	it, err := c.db.Txn(false).Get(tableInstances, indexTag, tag)
-	if err != nil {
-		return false, fmt.Errorf("read instances by tag %s: %w", tag, err)
+	if len(tag) > MaxLabelLen {
+		return false, nil
 	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		if obj.(*Instance).Passing {
-			return true, nil
-		}
-	}
-	return false, nil
+	var key [1 + MaxLabelLen]byte
+	_, ok := c.snap.Load().view.Get(viewKey(key[:], kindTag, tag))
+	return ok, nil
 }
 
 // Instance returns one instance by id, or ErrNotFound.
 func (c *Catalog) Instance(id string) (*Instance, error) {
-	raw, err := c.db.Txn(false).First(tableInstances, indexID, id)
+	inst, err := findInstance(c.db.Txn(false), id)
 	if err != nil {
-		return nil, fmt.Errorf("read instance %s: %w", id, err)
+		return nil, err
 	}
-	if raw == nil {
+	if inst == nil {
 		return nil, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
-	return raw.(*Instance), nil
+	return inst, nil
+}
+
+// findInstance finds an instance where its id says it lives (see
+// Instance.ID): in the row "api/<id>", or in the container its id starts
+// with. It returns nil when there is none.
+func findInstance(tx *memdb.Txn, id string) (*Instance, error) {
+	candidates := [2]string{apiContainerPrefix + id}
+	if ctrID, _, ok := strings.Cut(id, ":"); ok {
+		candidates[1] = ctrID
+	}
+	for _, ctrID := range candidates {
+		if ctrID == "" {
+			continue
+		}
+		raw, err := tx.First(tableContainers, indexID, ctrID)
+		if err != nil {
+			return nil, fmt.Errorf("read container %s: %w", ctrID, err)
+		}
+		if raw == nil {
+			continue
+		}
+		for _, inst := range raw.(*containerRow).insts {
+			if inst.ID == id {
+				return inst, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // ContainersByName returns the containers named name (lower-case). There is
 // one per Docker host at most, several once nodes share catalogs.
 func (c *Catalog) ContainersByName(name string) ([]*Container, error) {
-	return c.containers(indexName, name)
+	if name == "" {
+		return nil, nil
+	}
+	return containersOf(c.db.Txn(false), indexName, nil, name)
 }
 
 // ContainersByIDPrefix returns the containers whose id starts with prefix
@@ -275,48 +341,52 @@ func (c *Catalog) ContainersByIDPrefix(prefix string) ([]*Container, error) {
 	if prefix == "" {
 		return nil, nil
 	}
-	return c.containers(indexID+"_prefix", prefix)
+	return containersOf(c.db.Txn(false), indexID+"_prefix", nil, prefix)
 }
 
 // ContainersByAddr returns the containers that have addr on a network.
 func (c *Catalog) ContainersByAddr(addr netip.Addr) ([]*Container, error) {
-	return c.containers(indexAddr, addr)
+	return containersOf(c.db.Txn(false), indexAddr, nil, addr)
 }
 
-// Containers returns every container that src registered on node.
+// Containers returns every container that src registered on node. It
+// walks every container: it serves tests and tools, not a hot path.
 func (c *Catalog) Containers(src Source, node string) ([]*Container, error) {
-	return c.containers(indexOwner, src, node)
+	return containersOf(c.db.Txn(false), indexID, ownedBy(src, node))
 }
 
-func (c *Catalog) containers(index string, args ...any) ([]*Container, error) {
-	it, err := c.db.Txn(false).Get(tableContainers, index, args...)
+func ownedBy(src Source, node string) func(*containerRow) bool {
+	return func(r *containerRow) bool { return r.ctr.Source == src && r.ctr.Node == node }
+}
+
+// containersOf lists the containers of the rows an index lookup finds
+// that keep (nil: all) selects.
+func containersOf(tx *memdb.Txn, index string, keep func(*containerRow) bool, args ...any) ([]*Container, error) {
+	it, err := tx.Get(tableContainers, index, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read containers by %s: %w", index, err)
 	}
 	var out []*Container
 	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*Container))
+		if r := obj.(*containerRow); keep == nil || keep(r) {
+			out = append(out, r.ctr)
+		}
 	}
 	return out, nil
 }
 
-// Instances returns every instance that src registered on node. (An
-// instance is always written and deleted with its container row, so the
-// containers' owner index finds them all.)
+// Instances returns every instance that src registered on node. Like
+// Containers, it walks every container.
 func (c *Catalog) Instances(src Source, node string) ([]*Instance, error) {
-	tx := c.db.Txn(false)
-	ctrs, err := tx.Get(tableContainers, indexOwner, src, node)
+	it, err := c.db.Txn(false).Get(tableContainers, indexID)
 	if err != nil {
-		return nil, fmt.Errorf("read containers of %s/%s: %w", src, node, err)
+		return nil, fmt.Errorf("read instances of %s/%s: %w", src, node, err)
 	}
+	owned := ownedBy(src, node)
 	var out []*Instance
-	for obj := ctrs.Next(); obj != nil; obj = ctrs.Next() {
-		it, err := tx.Get(tableInstances, indexContainer, obj.(*Container).ID)
-		if err != nil {
-			return nil, fmt.Errorf("read instances of %s/%s: %w", src, node, err)
-		}
-		for inst := it.Next(); inst != nil; inst = it.Next() {
-			out = append(out, inst.(*Instance))
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if r := obj.(*containerRow); owned(r) {
+			out = append(out, r.insts...)
 		}
 	}
 	return out, nil
@@ -325,21 +395,11 @@ func (c *Catalog) Instances(src Source, node string) ([]*Instance, error) {
 // Networks returns the subnets of the networks that the catalog's
 // containers are on, masked and without duplicates.
 func (c *Catalog) Networks() ([]netip.Prefix, error) {
-	it, err := c.db.Txn(false).Get(tableContainers, indexID)
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
 	var out []netip.Prefix
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		for _, a := range obj.(*Container).Addrs {
-			if !a.Prefix.IsValid() || a.Prefix.Bits() == a.Prefix.Addr().BitLen() {
-				continue
-			}
-			if p := a.Prefix.Masked(); !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-		}
-	}
+	c.snap.Load().view.Root().WalkPrefix([]byte{kindNetwork}, func(_ []byte, v any) bool {
+		out = append(out, v.(*countRow).network)
+		return false
+	})
 	return out, nil
 }
 
@@ -384,18 +444,17 @@ func (c *Catalog) ReplaceNode(src Source, node string, records []ContainerRecord
 			}
 			keep[r.Container.ID] = true
 		}
-		existing, err := w.tx.Get(tableContainers, indexOwner, src, node)
+		// A walk of every row, where an owner index would cost a radix
+		// entry per container: a resync is rare, a lookup is not.
+		existing, err := containersOf(w.tx, indexID, ownedBy(src, node))
 		if err != nil {
-			return fmt.Errorf("list containers of %s/%s: %w", src, node, err)
+			return err
 		}
-		var gone []string
-		for obj := existing.Next(); obj != nil; obj = existing.Next() {
-			if id := obj.(*Container).ID; !keep[id] {
-				gone = append(gone, id)
+		for _, ctr := range existing {
+			if keep[ctr.ID] {
+				continue
 			}
-		}
-		for _, id := range gone {
-			if _, err := w.deleteContainer(id); err != nil {
+			if _, err := w.deleteContainer(ctr.ID); err != nil {
 				return err
 			}
 			res.Removed++
@@ -425,6 +484,10 @@ func (c *Catalog) ReplaceNode(src Source, node string, records []ContainerRecord
 	return res, err
 }
 
+// apiContainerPrefix starts the id of the container row that stands for an
+// instance registered through the API.
+const apiContainerPrefix = "api/"
+
 // RegisterInstance adds or replaces an instance registered through the API,
 // together with the container row its SRV target resolves to.
 func (c *Catalog) RegisterInstance(inst *Instance) (uint64, error) {
@@ -432,12 +495,14 @@ func (c *Catalog) RegisterInstance(inst *Instance) (uint64, error) {
 		if inst.Source != SourceAPI {
 			return fmt.Errorf("%w instance %s: source %q, want %q", ErrInvalid, inst.ID, inst.Source, SourceAPI)
 		}
-		raw, err := w.tx.First(tableInstances, indexID, inst.ID)
+		// Before validation: an id that a container's instance holds is
+		// taken, whatever else is wrong with the registration.
+		found, err := findInstance(w.tx, inst.ID)
 		if err != nil {
-			return fmt.Errorf("read instance %s: %w", inst.ID, err)
+			return err
 		}
-		if raw != nil && raw.(*Instance).Source != SourceAPI {
-			return fmt.Errorf("%w: instance %s: id taken by a %s instance", ErrConflict, inst.ID, raw.(*Instance).Source)
+		if found != nil && found.Source != SourceAPI {
+			return fmt.Errorf("%w: instance %s: id taken by a %s instance", ErrConflict, inst.ID, found.Source)
 		}
 		ctr := &Container{
 			ID: inst.ContainerID, Name: inst.ContainerName, Node: inst.Node, Source: SourceAPI,
@@ -452,44 +517,39 @@ func (c *Catalog) RegisterInstance(inst *Instance) (uint64, error) {
 // ErrNotFound.
 func (c *Catalog) DeregisterInstance(id string) (uint64, error) {
 	return c.write(func(w *writeTxn) error {
-		raw, err := w.tx.First(tableInstances, indexID, id)
-		if err != nil {
-			return fmt.Errorf("read instance %s: %w", id, err)
+		found, err := w.deleteContainer(apiContainerPrefix + id)
+		if err == nil && !found {
+			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
 		}
-		if raw == nil || raw.(*Instance).Source != SourceAPI {
-			return fmt.Errorf("instance %s: %w", id, ErrNotFound)
-		}
-		_, err = w.deleteContainer(raw.(*Instance).ContainerID)
 		return err
 	})
 }
 
 // ExpireInstances removes every instance whose expiry is at or before now,
-// in one transaction, and returns their ids.
+// with its container row, in one transaction, and returns their ids.
 func (c *Catalog) ExpireInstances(now time.Time) ([]string, uint64, error) {
 	var expired []string
 	idx, err := c.write(func(w *writeTxn) error {
 		expired = expired[:0]
-		it, err := w.tx.LowerBound(tableInstances, indexExpires, time.Unix(0, 0))
+		it, err := w.tx.LowerBound(tableContainers, indexExpires, time.Unix(0, 0))
 		if err != nil {
 			return fmt.Errorf("list expiring instances: %w", err)
 		}
-		var due []*Instance
+		var due []*containerRow
 		for obj := it.Next(); obj != nil; obj = it.Next() {
-			inst := obj.(*Instance)
-			if inst.Expires.After(now) {
+			r := obj.(*containerRow)
+			if r.firstExpiry().After(now) {
 				break
 			}
-			due = append(due, inst)
+			due = append(due, r)
 		}
-		for _, inst := range due {
-			if _, err := w.deleteContainer(inst.ContainerID); err != nil {
+		for _, r := range due {
+			if _, err := w.deleteContainer(r.ctr.ID); err != nil {
 				return err
 			}
-			if err := w.deleteInstance(inst.ID); err != nil {
-				return err
+			for _, inst := range r.insts {
+				expired = append(expired, inst.ID)
 			}
-			expired = append(expired, inst.ID)
 		}
 		return nil
 	})
@@ -527,38 +587,43 @@ const (
 	changeUpdated
 )
 
-// writeTxn is one write: the index it will commit at, and the services whose
-// rows must be recounted before it commits.
+// writeTxn is one write: the index it will commit at, and what it does to
+// the view.
 type writeTxn struct {
-	tx       *memdb.Txn
-	index    uint64
-	changed  bool
-	services map[string]bool
+	tx      *memdb.Txn
+	index   uint64
+	changed bool
+	view    viewChange
 }
 
 // write runs fn in one write transaction and commits it, raising the index,
 // only if fn changed something.
 func (c *Catalog) write(fn func(*writeTxn) error) (uint64, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	prev := c.snap.Load()
 	tx := c.db.Txn(true)
 	defer tx.Abort()
-	prev := indexTxn(tx, nil)
-	w := &writeTxn{tx: tx, index: prev + 1, services: map[string]bool{}}
+	w := &writeTxn{tx: tx, index: prev.index + 1}
 	if err := fn(w); err != nil {
-		return prev, err
+		return prev.index, err
 	}
 	if !w.changed {
-		return prev, nil
-	}
-	if err := w.recountServices(); err != nil {
-		return prev, err
-	}
-	if err := tx.Insert(tableIndex, &indexEntry{Key: keyCatalog, Value: w.index}); err != nil {
-		return prev, fmt.Errorf("write index: %w", err)
+		return prev.index, nil
 	}
 	tx.Commit()
-	// Commit released the writer lock: a later write may have stored its
-	// index already, so only ever raise it.
-	for cur := c.index.Load(); cur < w.index && !c.index.CompareAndSwap(cur, w.index); cur = c.index.Load() {
+	// The rows first, then the index and view together: nothing labelled
+	// with the new index (the DNS answer cache) can have read older rows,
+	// and no service's index is ever above the catalog's.
+	next := &snapshot{index: w.index, view: prev.view, next: make(chan struct{})}
+	var notify *iradix.Txn
+	if !w.view.empty() {
+		next.view, notify = w.view.apply(prev.view, w.index)
+	}
+	c.snap.Store(next)
+	close(prev.next)
+	if notify != nil {
+		notify.Notify()
 	}
 	return w.index, nil
 }
@@ -568,7 +633,7 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 	if err := ctr.validate(); err != nil {
 		return changeNone, err
 	}
-	for _, inst := range r.Instances {
+	for k, inst := range r.Instances {
 		if err := inst.validate(); err != nil {
 			return changeNone, err
 		}
@@ -578,6 +643,11 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		if inst.Source != ctr.Source || inst.Node != ctr.Node {
 			return changeNone, fmt.Errorf("%w instance %s: owned by %s/%s, its container by %s/%s", ErrInvalid, inst.ID, inst.Source, inst.Node, ctr.Source, ctr.Node)
 		}
+		for _, other := range r.Instances[:k] {
+			if other.ID == inst.ID {
+				return changeNone, fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, inst.ID, ctr.ID)
+			}
+		}
 	}
 	// A source only ever writes what it owns: checked for every row before
 	// anything is written, so a refused record changes nothing.
@@ -585,167 +655,64 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 	if err != nil {
 		return changeNone, fmt.Errorf("read container %s: %w", ctr.ID, err)
 	}
+	var old *containerRow
 	if raw != nil {
-		if old := raw.(*Container); old.Source != ctr.Source || old.Node != ctr.Node {
-			return changeNone, fmt.Errorf("%w: container %s is owned by %s/%s, not %s/%s", ErrConflict, ctr.ID, old.Source, old.Node, ctr.Source, ctr.Node)
+		old = raw.(*containerRow)
+		if old.ctr.Source != ctr.Source || old.ctr.Node != ctr.Node {
+			return changeNone, fmt.Errorf("%w: container %s is owned by %s/%s, not %s/%s", ErrConflict, ctr.ID, old.ctr.Source, old.ctr.Node, ctr.Source, ctr.Node)
 		}
 	}
 	for _, inst := range r.Instances {
-		iraw, err := w.tx.First(tableInstances, indexID, inst.ID)
+		found, err := findInstance(w.tx, inst.ID)
 		if err != nil {
-			return changeNone, fmt.Errorf("read instance %s: %w", inst.ID, err)
+			return changeNone, err
 		}
-		if iraw != nil {
-			if old := iraw.(*Instance); old.Source != inst.Source || old.Node != inst.Node {
-				return changeNone, fmt.Errorf("%w: instance %s is owned by %s/%s, not %s/%s", ErrConflict, inst.ID, old.Source, old.Node, inst.Source, inst.Node)
-			}
+		if found != nil && found.ContainerID != inst.ContainerID {
+			return changeNone, fmt.Errorf("%w: instance %s is owned by %s/%s, not %s/%s", ErrConflict, inst.ID, found.Source, found.Node, inst.Source, inst.Node)
 		}
-	}
-	ch := changeNone
-	if raw == nil {
-		ch = changeAdded
-	} else if !reflect.DeepEqual(raw.(*Container), ctr) {
-		ch = changeUpdated
-	}
-	if ch != changeNone {
-		if err := w.tx.Insert(tableContainers, ctr); err != nil {
-			return changeNone, fmt.Errorf("write container %s: %w", ctr.ID, err)
-		}
-		w.changed = true
 	}
 
-	instancesChanged := false
-	keep := make(map[string]bool, len(r.Instances))
-	for _, inst := range r.Instances {
-		keep[inst.ID] = true
-	}
-	it, err := w.tx.Get(tableInstances, indexContainer, ctr.ID)
-	if err != nil {
-		return changeNone, fmt.Errorf("list instances of container %s: %w", ctr.ID, err)
-	}
-	var stale []string
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		if id := obj.(*Instance).ID; !keep[id] {
-			stale = append(stale, id)
+	row := &containerRow{ctr: ctr, insts: r.Instances}
+	ch, instances := changeAdded, true
+	if old != nil {
+		same, renewed := sameInstances(old.insts, row.insts)
+		sameCtr := sameContainer(old.ctr, ctr)
+		switch {
+		case same && sameCtr:
+			return changeNone, nil
+		case renewed && sameCtr:
+			// A TTL heartbeat: only expiry times move. The view, and with
+			// it every long poll on the service, is left alone; Service
+			// reads expiry times from the row.
+			ch, instances = changeNone, false
+		case same || renewed:
+			ch, instances = changeUpdated, false
+		default:
+			ch = changeUpdated
 		}
 	}
-	for _, id := range stale {
-		if err := w.deleteInstance(id); err != nil {
-			return changeNone, err
-		}
-		instancesChanged = true
+	if err := w.tx.Insert(tableContainers, row); err != nil {
+		return changeNone, fmt.Errorf("write container %s: %w", ctr.ID, err)
 	}
-	for _, inst := range r.Instances {
-		changed, err := w.putInstance(inst)
-		if err != nil {
-			return changeNone, err
-		}
-		instancesChanged = instancesChanged || changed
-	}
-	if ch == changeNone && instancesChanged {
-		ch = changeUpdated
-	}
+	w.view.replaceRow(old, row, instances)
+	w.changed = true
 	return ch, nil
-}
-
-func (w *writeTxn) putInstance(inst *Instance) (bool, error) {
-	raw, err := w.tx.First(tableInstances, indexID, inst.ID)
-	if err != nil {
-		return false, fmt.Errorf("read instance %s: %w", inst.ID, err)
-	}
-	heartbeat := false
-	if raw != nil {
-		old := raw.(*Instance)
-		if reflect.DeepEqual(old, inst) {
-			return false, nil
-		}
-		// A renewal that only moves the expiry changes no answer: it must
-		// not raise the service's index, or every TTL heartbeat would wake
-		// every long poll on the service.
-		renewed := *old
-		renewed.Expires = inst.Expires
-		heartbeat = reflect.DeepEqual(&renewed, inst)
-		if !heartbeat {
-			w.services[old.Service] = true
-		}
-	}
-	if err := w.tx.Insert(tableInstances, inst); err != nil {
-		return false, fmt.Errorf("write instance %s: %w", inst.ID, err)
-	}
-	if !heartbeat {
-		w.services[inst.Service] = true
-	}
-	w.changed = true
-	return !heartbeat, nil
-}
-
-func (w *writeTxn) deleteInstance(id string) error {
-	raw, err := w.tx.First(tableInstances, indexID, id)
-	if err != nil {
-		return fmt.Errorf("read instance %s: %w", id, err)
-	}
-	if raw == nil {
-		return nil
-	}
-	if err := w.tx.Delete(tableInstances, raw); err != nil {
-		return fmt.Errorf("delete instance %s: %w", id, err)
-	}
-	w.services[raw.(*Instance).Service] = true
-	w.changed = true
-	return nil
 }
 
 // deleteContainer removes a container row and its instances; it reports
 // whether there was anything to remove.
 func (w *writeTxn) deleteContainer(id string) (bool, error) {
-	found := false
 	raw, err := w.tx.First(tableContainers, indexID, id)
 	if err != nil {
 		return false, fmt.Errorf("read container %s: %w", id, err)
 	}
-	if raw != nil {
-		if err := w.tx.Delete(tableContainers, raw); err != nil {
-			return false, fmt.Errorf("delete container %s: %w", id, err)
-		}
-		w.changed, found = true, true
+	if raw == nil {
+		return false, nil
 	}
-	it, err := w.tx.Get(tableInstances, indexContainer, id)
-	if err != nil {
-		return false, fmt.Errorf("list instances of container %s: %w", id, err)
+	if err := w.tx.Delete(tableContainers, raw); err != nil {
+		return false, fmt.Errorf("delete container %s: %w", id, err)
 	}
-	var ids []string
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		ids = append(ids, obj.(*Instance).ID)
-	}
-	for _, iid := range ids {
-		if err := w.deleteInstance(iid); err != nil {
-			return false, err
-		}
-		found = true
-	}
-	return found, nil
-}
-
-// recountServices rewrites the rows of the services this write touched, so
-// each carries its counts and the index of its last change.
-func (w *writeTxn) recountServices() error {
-	for name := range w.services {
-		it, err := w.tx.Get(tableInstances, indexService, name)
-		if err != nil {
-			return fmt.Errorf("count instances of %s: %w", name, err)
-		}
-		e := &serviceEntry{Name: name, Index: w.index}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
-			e.Instances++
-			if obj.(*Instance).Passing {
-				e.Passing++
-			}
-		}
-		// Rows stay when a service empties, so a long poll on it keeps an
-		// exact index instead of falling back to the catalog's.
-		if err := w.tx.Insert(tableServices, e); err != nil {
-			return fmt.Errorf("write service %s: %w", name, err)
-		}
-	}
-	return nil
+	w.view.replaceRow(raw.(*containerRow), nil, true)
+	w.changed = true
+	return true, nil
 }

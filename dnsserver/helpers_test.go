@@ -76,8 +76,11 @@ func dockerContainer(t testing.TB, cat *catalog.Catalog, ctr *catalog.Container,
 		if i.Addrs == nil {
 			i.Addrs = ctr.Addrs
 		}
+		// The catalog's id scheme: "<container id>:<suffix>".
 		if i.ID == "" {
 			i.ID = ctr.ID + ":" + i.Service
+		} else {
+			i.ID = ctr.ID + ":" + i.ID
 		}
 	}
 	if _, err := cat.PutContainer(ctr, insts); err != nil {

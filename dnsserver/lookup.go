@@ -221,11 +221,8 @@ func (h *Handler) branch(q query) error {
 			return errNXDomain
 		}
 	case q.serviceBranch != "":
-		_, insts, err := h.cat.Service(nil, catalog.ServiceQuery{Service: q.serviceBranch, PassingOnly: true})
-		if err != nil {
-			return err
-		}
-		if len(insts) == 0 {
+		var buf [1]*catalog.Instance
+		if _, insts := h.cat.AppendService(buf[:0], catalog.ServiceQuery{Service: q.serviceBranch, PassingOnly: true}); len(insts) == 0 {
 			return errNXDomain
 		}
 	}
@@ -233,10 +230,7 @@ func (h *Handler) branch(q query) error {
 }
 
 func (h *Handler) service(owner string, q query, qtype uint16, v view) (result, error) {
-	_, insts, err := h.cat.Service(nil, q.sq)
-	if err != nil {
-		return result{}, err
-	}
+	_, insts := h.cat.AppendService(nil, q.sq)
 	// The addresses of each instance in this view; instances the client
 	// cannot reach are left out, and a service nobody can reach does not
 	// exist for this client.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -194,27 +195,30 @@ func TestRegisterAndDeregister(t *testing.T) {
 	}
 }
 
-// An id held by a Docker instance can be neither taken nor deleted.
+// An id held by a Docker instance can be neither taken nor deleted: API ids
+// are DNS labels, Docker instances' are "<container id>:<port>/<proto>".
 func TestRegisterDockerID(t *testing.T) {
 	f := newFixture(t, nil)
 	ctr := &catalog.Container{ID: hexA, Name: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
-	inst := &catalog.Instance{ID: "web", Service: "web", Protocol: "tcp", Port: 80, ContainerID: hexA,
+	dockerID := hexA + ":80/tcp"
+	inst := &catalog.Instance{ID: dockerID, Service: "web", Protocol: "tcp", Port: 80, ContainerID: hexA,
 		ContainerName: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
 	if _, err := f.cat.PutContainer(ctr, []*catalog.Instance{inst}); err != nil {
 		t.Fatal(err)
 	}
-	w := f.do(http.MethodPut, "/v1/instances/web", `{"service":"other","address":"10.0.0.1","port":80}`)
-	if w.Code != http.StatusConflict {
-		t.Fatalf("PUT over a docker instance: %d %s, want 409", w.Code, w.Body)
+	path := "/v1/instances/" + url.PathEscape(dockerID)
+	if w := f.do(http.MethodPut, path, `{"service":"other","address":"10.0.0.1","port":80}`); w.Code != http.StatusBadRequest {
+		t.Errorf("PUT over a docker instance: %d %s, want 400", w.Code, w.Body)
 	}
-	if msg := errorOf(t, w); !strings.Contains(msg, "docker") {
-		t.Errorf("409 message %q does not say who holds the id", msg)
+	if w := f.do(http.MethodDelete, path, ""); w.Code != http.StatusBadRequest {
+		t.Errorf("DELETE of a docker instance: %d, want 400", w.Code)
 	}
-	if w := f.do(http.MethodDelete, "/v1/instances/web", ""); w.Code != http.StatusNotFound {
-		t.Errorf("DELETE of a docker instance: %d, want 404", w.Code)
+	// The container's name is free for an API id: the two never meet.
+	if w := f.do(http.MethodPut, "/v1/instances/web-1", `{"service":"other","address":"10.0.0.1","port":80}`); w.Code != http.StatusOK {
+		t.Errorf("PUT /v1/instances/web-1: %d %s, want 200", w.Code, w.Body)
 	}
-	if got, err := f.cat.Instance("web"); err != nil || got.Source != catalog.SourceDocker {
-		t.Errorf("docker instance after the attempts: %+v, %v", got, err)
+	if got, err := f.cat.Instance(dockerID); err != nil || got != inst {
+		t.Errorf("docker instance after the attempts: %+v, %v; want it untouched", got, err)
 	}
 }
 
