@@ -302,25 +302,32 @@ func (c *Catalog) Instance(id string) (*Instance, error) {
 // Instance.ID): in the row "api/<id>", or in the container its id starts
 // with. It returns nil when there is none.
 func findInstance(tx *memdb.Txn, id string) (*Instance, error) {
-	candidates := [2]string{apiContainerPrefix + id}
-	if ctrID, _, ok := strings.Cut(id, ":"); ok {
-		candidates[1] = ctrID
+	inst, err := instanceIn(tx, apiContainerPrefix+id, id)
+	if inst != nil || err != nil {
+		return inst, err
 	}
-	for _, ctrID := range candidates {
-		if ctrID == "" {
-			continue
-		}
-		raw, err := tx.First(tableContainers, indexID, ctrID)
-		if err != nil {
-			return nil, fmt.Errorf("read container %s: %w", ctrID, err)
-		}
-		if raw == nil {
-			continue
-		}
-		for _, inst := range raw.(*containerRow).insts {
-			if inst.ID == id {
-				return inst, nil
-			}
+	if ctrID, _, ok := strings.Cut(id, ":"); ok {
+		return instanceIn(tx, ctrID, id)
+	}
+	return nil, nil
+}
+
+// instanceIn returns the instance id of the container ctrID, nil when
+// either is not there.
+func instanceIn(tx *memdb.Txn, ctrID, id string) (*Instance, error) {
+	if ctrID == "" {
+		return nil, nil
+	}
+	raw, err := tx.First(tableContainers, indexID, ctrID)
+	if err != nil {
+		return nil, fmt.Errorf("read container %s: %w", ctrID, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	for _, inst := range raw.(*containerRow).insts {
+		if inst.ID == id {
+			return inst, nil
 		}
 	}
 	return nil, nil
@@ -423,6 +430,55 @@ func (c *Catalog) DeleteContainer(id string) (uint64, error) {
 		_, err := w.deleteContainer(id)
 		return err
 	})
+}
+
+// Change is one entry of a batch for Apply: Put stores a container and its
+// instances as PutContainer does; without Put, the container Delete is
+// removed as DeleteContainer does.
+type Change struct {
+	Put    *ContainerRecord
+	Delete string
+}
+
+// Apply makes a batch of changes in one transaction. A watcher that finds
+// several events waiting writes them with one Apply: the transaction's
+// fixed cost (a radix path copied per index, the view, the index) is paid
+// once, which is what lets the catalog keep up with event storms. A change
+// that is refused leaves the others to apply: errs holds, at its position,
+// why (ErrInvalid, ErrConflict), and is nil when every change applied.
+func (c *Catalog) Apply(changes []Change) (idx uint64, errs []error) {
+	idx, err := c.write(func(w *writeTxn) error {
+		errs = nil
+		for k, ch := range changes {
+			var err error
+			if ch.Put != nil {
+				_, err = w.putRecord(*ch.Put)
+			} else {
+				_, err = w.deleteContainer(ch.Delete)
+			}
+			if err == nil {
+				continue
+			}
+			// putRecord and deleteContainer check before they write: a
+			// refused change wrote nothing. Anything else is memdb failing,
+			// and the transaction is dropped whole.
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrConflict) {
+				return err
+			}
+			if errs == nil {
+				errs = make([]error, len(changes))
+			}
+			errs[k] = err
+		}
+		return nil
+	})
+	if err != nil {
+		errs = make([]error, len(changes))
+		for k := range errs {
+			errs[k] = err
+		}
+	}
+	return idx, errs
 }
 
 // ReplaceNode makes what src registered on node equal to records, in one
@@ -663,11 +719,17 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		}
 	}
 	for _, inst := range r.Instances {
-		found, err := findInstance(w.tx, inst.ID)
+		// The id is unique if the one other row it could live in (see
+		// Instance.ID) does not hold it.
+		other := apiContainerPrefix + inst.ID
+		if inst.Source == SourceAPI {
+			other, _, _ = strings.Cut(inst.ID, ":")
+		}
+		found, err := instanceIn(w.tx, other, inst.ID)
 		if err != nil {
 			return changeNone, err
 		}
-		if found != nil && found.ContainerID != inst.ContainerID {
+		if found != nil {
 			return changeNone, fmt.Errorf("%w: instance %s is owned by %s/%s, not %s/%s", ErrConflict, inst.ID, found.Source, found.Node, inst.Source, inst.Node)
 		}
 	}

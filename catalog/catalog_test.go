@@ -773,3 +773,56 @@ func TestWritesNeverTakeOverAnotherOwner(t *testing.T) {
 		})
 	}
 }
+
+// A batch applies in one index step, and a refused change (bad input,
+// another owner's container) leaves the rest of the batch to apply: the
+// watcher writes whatever events are queued with one Apply.
+func TestApplyBatch(t *testing.T) {
+	cat := catalog.New()
+	c0 := ctr(nodeA, "c0", "web-0", "172.18.0.2/16")
+	put(t, cat, c0, inst(c0, "books-ms", 80))
+	foreign := ctr(nodeB, "cb", "web-b", "172.18.0.9/16")
+	before := put(t, cat, foreign, inst(foreign, "books-ms", 80))
+
+	c1 := ctr(nodeA, "c1", "web-1", "172.18.0.3/16")
+	c1v2 := ctr(nodeA, "c1", "web-1", "172.18.0.3/16")
+	bad := ctr(nodeA, "c2", "Not_A_Label", "172.18.0.4/16")
+	takeover := ctr(nodeA, "cb", "web-b", "172.18.0.9/16")
+	changes := []catalog.Change{
+		{Put: &catalog.ContainerRecord{Container: c1, Instances: []*catalog.Instance{inst(c1, "books-ms", 80)}}},
+		{Put: &catalog.ContainerRecord{Container: bad, Instances: []*catalog.Instance{inst(bad, "books-ms", 80)}}},
+		{Put: &catalog.ContainerRecord{Container: takeover, Instances: []*catalog.Instance{inst(takeover, "orders", 80)}}},
+		{Delete: "c0"},
+		{Delete: "never-there"},
+		// The same container twice in one batch: the last one counts.
+		{Put: &catalog.ContainerRecord{Container: c1v2, Instances: []*catalog.Instance{inst(c1v2, "orders", 8080)}}},
+	}
+	idx, errs := cat.Apply(changes)
+	if idx != before+1 {
+		t.Errorf("Apply returned index %d, want one step past %d", idx, before)
+	}
+	wantErr := []error{nil, catalog.ErrInvalid, catalog.ErrConflict, nil, nil, nil}
+	if len(errs) != len(changes) {
+		t.Fatalf("errs = %v, want one per change", errs)
+	}
+	for k, want := range wantErr {
+		if (want == nil) != (errs[k] == nil) || want != nil && !errors.Is(errs[k], want) {
+			t.Errorf("change %d: error %v, want %v", k, errs[k], want)
+		}
+	}
+	if _, ids := serviceIDs(t, cat, catalog.ServiceQuery{Service: "books-ms"}); !slices.Equal(ids, []string{"cb:80/tcp"}) {
+		t.Errorf("books-ms = %v, want only node-b's cb:80/tcp", ids)
+	}
+	if _, ids := serviceIDs(t, cat, catalog.ServiceQuery{Service: "orders"}); !slices.Equal(ids, []string{"c1:8080/tcp"}) {
+		t.Errorf("orders = %v, want [c1:8080/tcp]", ids)
+	}
+	if ids := allCtrIDs(t, cat); !slices.Equal(ids, []string{"c1", "cb"}) {
+		t.Errorf("containers = %v, want [c1 cb]", ids)
+	}
+
+	// A batch where every change is refused changes nothing.
+	idx, errs = cat.Apply(changes[1:3])
+	if idx != before+1 || errs[0] == nil || errs[1] == nil {
+		t.Errorf("refused batch: index %d, errors %v; want the unchanged %d and two errors", idx, errs, before+1)
+	}
+}
