@@ -61,9 +61,18 @@ const (
 	defaultBackoffMin  = 250 * time.Millisecond
 	defaultBackoffMax  = 10 * time.Second
 	defaultMaxQueue    = 4096 // containers waiting for a re-inspect; past it, a full resync
-	inspectConcurrency = 8
-	callTimeout        = 30 * time.Second // per list or inspect; the event stream has none
-	warnRepeat         = time.Minute      // an identical connection error is logged at WARN once per this
+	inspectConcurrency = 8    // inspects in flight after events
+	// syncConcurrency is the inspects in flight during a full sync. A sync
+	// of 10,000 containers is 10,000 inspects; the daemon serves each on
+	// its own goroutine and takes only that container's lock, so 32 keep a
+	// many-core daemon busy and ride out the few containers whose lock is
+	// held by a stop or rm (100 ms and more) without holding up the rest,
+	// while svcdns holds at most 32 connections (file descriptors on both
+	// ends) and the daemon 32 requests, not thousands. Past the cores on
+	// both ends more buys nothing: on 2 cores 8 and 64 sync as fast.
+	syncConcurrency = 32
+	callTimeout     = 30 * time.Second // per list or inspect; the event stream has none
+	warnRepeat      = time.Minute      // an identical connection error is logged at WARN once per this
 )
 
 // Reasons for a full sync, the reason label of resyncs_total.
@@ -382,10 +391,10 @@ func (w *Watcher) fullSync(ctx context.Context, q *eventQueue, reason string) er
 		return err
 	}
 	records := make([]catalog.ContainerRecord, 0, len(inspected))
-	for _, resp := range inspected {
-		rec, skip := w.record(resp)
+	for _, m := range inspected {
+		rec, skip := w.accept(m)
 		if skip != "" {
-			w.log.Debug("container not served", "container", displayName(resp), "reason", skip)
+			w.log.Debug("container not served", "container", m.name, "reason", skip)
 			continue
 		}
 		records = append(records, rec)
@@ -432,30 +441,45 @@ func (w *Watcher) fullSync(ctx context.Context, q *eventQueue, reason string) er
 	return nil
 }
 
-// inspectAll inspects the listed containers, a few at a time. A container
+// inspectAll inspects the listed containers, syncConcurrency at a time, and
+// maps each as it arrives, so that mapping runs in parallel with the
+// inspects and no full inspect response outlives its worker. A container
 // gone since the list is left out; any other failure fails the sync, which
 // never replaces the catalog with a partial view.
-func (w *Watcher) inspectAll(ctx context.Context, list []container.Summary) ([]container.InspectResponse, error) {
-	out := make([]container.InspectResponse, len(list))
+func (w *Watcher) inspectAll(ctx context.Context, list []container.Summary) ([]mapped, error) {
+	out := make([]mapped, len(list))
 	found := make([]bool, len(list))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(inspectConcurrency)
-	for i, s := range list {
+	// A few workers that take the next container in turn, not a goroutine
+	// per container: each worker's stack grows once to the depth of an HTTP
+	// round trip and a JSON decode, where 10,000 fresh goroutines would each
+	// grow (and copy) theirs again.
+	var next atomic.Int64
+	for range min(syncConcurrency, len(list)) {
 		g.Go(func() error {
-			ictx, cancel := context.WithTimeout(gctx, callTimeout)
-			defer cancel()
-			resp, err := w.docker.ContainerInspect(ictx, s.ID)
-			switch {
-			case err == nil:
-				out[i], found[i] = resp, true
-			case cerrdefs.IsNotFound(err):
-			default:
-				if gctx.Err() == nil {
-					w.met.inspectErrors.Inc()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(list) {
+					return nil
 				}
-				return fmt.Errorf("inspect container %s: %w", s.ID, err)
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				id := list[i].ID
+				ictx, cancel := context.WithTimeout(gctx, callTimeout)
+				resp, err := w.docker.ContainerInspect(ictx, id)
+				cancel()
+				switch {
+				case err == nil:
+					out[i], found[i] = w.mapContainer(resp), true
+				case cerrdefs.IsNotFound(err):
+				default:
+					if gctx.Err() == nil {
+						w.met.inspectErrors.Inc()
+					}
+					return fmt.Errorf("inspect container %s: %w", id, err)
+				}
 			}
-			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -634,25 +658,51 @@ func (w *Watcher) refresh(ctx context.Context, id string, res inspectResult) err
 // record maps an inspected container to its catalog record, or says why it
 // is not served. Rejected names are logged once per container.
 func (w *Watcher) record(resp container.InspectResponse) (catalog.ContainerRecord, string) {
+	return w.accept(w.mapContainer(resp))
+}
+
+// mapped is an inspected container and what it maps to, without the
+// inspect response it came from.
+type mapped struct {
+	id   string // "" when the response had none
+	name string // displayName, for log lines
+	conv conversion
+}
+
+// mapContainer is the part of record that reads only resp and the
+// watcher's configuration, which never changes after New: the full sync's
+// inspect workers call it concurrently.
+func (w *Watcher) mapContainer(resp container.InspectResponse) mapped {
+	m := mapped{name: displayName(resp)}
+	if resp.ContainerJSONBase != nil {
+		m.id = resp.ID
+	}
 	var labels map[string]string
 	if resp.Config != nil {
 		labels = resp.Config.Labels
 	}
 	if !matchLabels(w.filters, labels) {
-		return catalog.ContainerRecord{}, "excluded by the docker filters"
+		m.conv.Skip = "excluded by the docker filters"
+		return m
 	}
-	conv := convert(resp, w.convOpts)
-	if conv.Skip != "" {
-		return catalog.ContainerRecord{}, conv.Skip
+	m.conv = convert(resp, w.convOpts)
+	return m
+}
+
+// accept is the rest of record, on Run's goroutine: it logs the rejected
+// names and returns the record, or why the container is not served.
+func (w *Watcher) accept(m mapped) (catalog.ContainerRecord, string) {
+	if m.conv.Skip != "" {
+		return catalog.ContainerRecord{}, m.conv.Skip
 	}
-	w.report(resp, conv.Problems)
-	return conv.Record, ""
+	w.report(m.id, m.name, m.conv.Problems)
+	return m.conv.Record, ""
 }
 
 // report logs a container's rejected names, one WARN line each, and counts
 // them, but only when they differ from what was last reported for it: a
 // resync every minute must not repeat them.
-func (w *Watcher) report(resp container.InspectResponse, probs []problem) {
+func (w *Watcher) report(id, name string, probs []problem) {
 	var b strings.Builder
 	for _, p := range probs {
 		b.WriteString(p.Reason)
@@ -661,18 +711,17 @@ func (w *Watcher) report(resp container.InspectResponse, probs []problem) {
 		b.WriteByte(0)
 	}
 	key := b.String()
-	if w.reported[resp.ID] == key {
+	if w.reported[id] == key {
 		return
 	}
 	if key == "" {
-		delete(w.reported, resp.ID)
+		delete(w.reported, id)
 		return
 	}
-	w.reported[resp.ID] = key
-	name := displayName(resp)
+	w.reported[id] = key
 	for _, p := range probs {
 		w.met.rejected.WithLabelValues(p.Reason).Inc()
-		w.log.Warn("container name rejected", "container", name, "id", shortID(resp.ID), "reason", p.Reason, "detail", p.Detail)
+		w.log.Warn("container name rejected", "container", name, "id", shortID(id), "reason", p.Reason, "detail", p.Detail)
 	}
 }
 

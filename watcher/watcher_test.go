@@ -569,6 +569,103 @@ func TestInspectErrorReconnects(t *testing.T) {
 	}
 }
 
+// TestSyncInspects: a full sync inspects every listed container exactly
+// once, with syncConcurrency inspects in flight and never more, and leaves
+// out a container removed between the list and its inspect.
+func TestSyncInspects(t *testing.T) {
+	h := newHarness(t, Config{})
+	n := 3 * syncConcurrency
+	var want []string
+	for i := 1; i <= n; i++ {
+		h.e.run(newCtr(i, fmt.Sprintf("c%03d", i)))
+		if i != 7 {
+			want = append(want, fmt.Sprintf("c%03d", i))
+		}
+	}
+	var (
+		mu               sync.Mutex
+		inflight, most   int
+		full             = make(chan struct{}) // closed once syncConcurrency are in flight
+		fullOnce, goneID = sync.Once{}, ctrID(7)
+	)
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id == goneID { // removed after the list
+			h.e.set(func(m map[string]*container.InspectResponse) { delete(m, id) })
+		}
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		if inflight == syncConcurrency {
+			fullOnce.Do(func() { close(full) })
+		}
+		mu.Unlock()
+		defer func() { mu.Lock(); inflight--; mu.Unlock() }()
+		select { // hold every inspect until the limit is reached once
+		case <-full:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	h.start()
+	h.waitSynced()
+	h.wantView(strings.Join(want, " "))
+	mu.Lock()
+	defer mu.Unlock()
+	if most != syncConcurrency {
+		t.Errorf("at most %d inspects in flight, want %d", most, syncConcurrency)
+	}
+	for i := 1; i <= n; i++ {
+		if got := h.e.inspected(ctrID(i)); got != 1 {
+			t.Errorf("container %d inspected %d times, want 1", i, got)
+		}
+	}
+}
+
+// TestSyncInspectErrorReplacesNothing: an inspect failing during a full
+// sync fails the sync, and the catalog keeps what it had, not the part of
+// the list that was inspected; the next attempt repairs it.
+func TestSyncInspectErrorReplacesNothing(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b := newCtr(1, "a"), newCtr(2, "b")
+	h.e.run(a)
+	h.e.run(b)
+	h.start()
+	h.waitSynced()
+	h.wantView("a b")
+
+	release := make(chan struct{})
+	h.e.beforeInspect = func(ctx context.Context, id string) error {
+		if id != a.ID {
+			return nil
+		}
+		switch h.e.inspected(a.ID) {
+		case 2: // the reconnect's sync
+			return errors.New("Error response from daemon: i/o timeout")
+		case 3: // the retry: held until the catalog was checked
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	h.e.set(func(m map[string]*container.InspectResponse) { delete(m, b.ID) })
+	h.e.breakStream(io.EOF)
+	h.waitFor("the retry's inspect", func() bool { return h.e.inspected(a.ID) >= 3 })
+	h.wantView("a b")
+	if st := h.w.Status(); !strings.Contains(st.LastError, "inspect container") {
+		t.Errorf("last error %q, want the failed inspect", st.LastError)
+	}
+	if got := h.metric(h.w.met.inspectErrors); got != 1 {
+		t.Errorf("inspect errors %v, want 1", got)
+	}
+	close(release)
+	h.waitFor("the retry's sync", func() bool { return h.w.Status().Resyncs == 2 })
+	h.wantView("a")
+}
+
 // TestFilters: only containers with the filter's labels are served, from
 // the list and from events alike.
 func TestFilters(t *testing.T) {
