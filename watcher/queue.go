@@ -61,13 +61,16 @@ func (q *eventQueue) add(id string, gone bool) {
 func (q *eventQueue) take() (ids []string, gone map[string]bool, overflow bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ids, gone, overflow = q.order, q.gone, q.overflow
+	ids, overflow = q.order, q.overflow
 	q.order, q.overflow = nil, false
 	if len(ids) > 0 {
 		q.set = make(map[string]struct{})
 	}
-	if len(gone) > 0 {
-		q.gone = make(map[string]bool)
+	// The map is handed over only with something in it: an empty one
+	// stays the queue's, and the caller reading it while the event reader
+	// adds to it was a data race.
+	if len(q.gone) > 0 {
+		gone, q.gone = q.gone, make(map[string]bool)
 	}
 	q.report()
 	return ids, gone, overflow

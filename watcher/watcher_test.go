@@ -112,7 +112,7 @@ func (h *harness) waitFor(what string, cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s; catalog: %q; status %+v", what, h.view(), h.w.Status())
+			h.t.Fatalf("timed out waiting for %s; catalog: %q; status %+v; pending %d", what, h.view(), h.w.Status(), h.w.pending.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -168,6 +168,10 @@ func (h *harness) wantView(want string) {
 // barrier returns once every event emitted before it has been applied.
 func (h *harness) barrier() {
 	h.t.Helper()
+	// Settled first: an overflow resync still under way would swallow the
+	// barrier's event with the rest of the queue (the resync covers what
+	// was queued, and the barrier is no container it lists).
+	h.waitFor("nothing pending", func() bool { return h.w.pending.Load() == 0 })
 	n := h.e.inspected(barrierID)
 	if err := h.e.emit(events.ContainerEventType, "start", barrierID); err != nil {
 		h.t.Fatal(err)
