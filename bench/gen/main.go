@@ -653,16 +653,23 @@ func (r *results) targetTable(t *tables, gobench, eventlat string) {
 	} else {
 		add("memory per instance, 100k (HeapInuse)", "≤ 1.5 KB", "", false, false)
 	}
-	if v, ok := benchMetric(gobench, "BenchmarkCatalogApply/update", "events/s"); ok {
-		add("catalog apply under a concurrent reader", "≥ 50k events/s", fmt.Sprintf("%.1fk events/s", v/1000), v >= 50000, true)
-	} else {
-		add("catalog apply under a concurrent reader", "≥ 50k events/s", "", false, false)
+	// The watcher writes whatever it finds queued in one transaction; one
+	// write per event is the floor, when events come one at a time.
+	for _, a := range []struct{ bench, fig string }{
+		{"BenchmarkCatalogApplyBatched", "catalog apply, queued events batched as the watcher writes them"},
+		{"BenchmarkCatalogApply/update", "catalog apply, one write per event"},
+	} {
+		if v, ok := benchMetric(gobench, a.bench, "events/s"); ok {
+			add(a.fig+", concurrent reader", "≥ 50k events/s", fmt.Sprintf("%.1fk events/s", v/1000), v >= 50000, true)
+		} else {
+			add(a.fig+", concurrent reader", "≥ 50k events/s", "", false, false)
+		}
+		if v, ok := benchMetric(gobench, a.bench, "lookup-p99-ns"); ok {
+			add("lookup p99 during that apply", "≤ 1 ms", fmtUS(v/1000), v <= 1e6, true)
+		}
 	}
-	if v, ok := benchMetric(gobench, "BenchmarkCatalogApply/update", "lookup-p99-ns"); ok {
-		add("lookup p99 during the apply", "≤ 1 ms", fmtUS(v/1000), v <= 1e6, true)
-	}
-	if v, ok := benchMetric(gobench, "BenchmarkServiceLookup/instances=100000", "allocs/op"); ok {
-		add("catalog lookup allocations", "0", fmt.Sprintf("%.0f allocs", v), v == 0, true)
+	if v, ok := benchMetric(gobench, "BenchmarkServiceLookup/dns/instances=100000", "allocs/op"); ok {
+		add("catalog lookup allocations (DNS path, 100k instances)", "0", fmt.Sprintf("%.0f allocs", v), v == 0, true)
 	}
 	if v, ok := benchMetric(gobench, "BenchmarkWatcherColdStart10k", "ms-after-list"); ok {
 		add("10k containers resolvable after the list (fake API)", "≤ 1 s", fmt.Sprintf("%.0f ms", v), v <= 1000, true)
