@@ -336,7 +336,7 @@ cg_run() {
 	kill -9 "$vp" 2>/dev/null || true
 	wait "$v" 2>/dev/null || true
 	CG_IR=$(cat "$out"* 2>/dev/null | awk '/^summary:/{s+=$2} END{printf "%.0f", s}')
-	read -r _ lost < <("$GEN" qps <"$W/cg-$name-$n.dnsperf")
+	read -r _ lost _ < <("$GEN" qps <"$W/cg-$name-$n.dnsperf")
 	CG_N=$((n - lost))
 }
 

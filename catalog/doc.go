@@ -1,11 +1,13 @@
 // Package catalog is svcdns's service registry: an in-memory
-// hashicorp/go-memdb database of the service instances svcdns answers for,
-// and of the containers (SRV targets) they run in.
+// hashicorp/go-memdb database of the containers (SRV targets) svcdns
+// answers for, one row each with the service instances it provides, and a
+// view derived from the rows at each write (services with their
+// instances, tags, networks) that DNS reads without a transaction.
 //
-// Every write is one transaction and raises the catalog index; reads never
-// block writers and return objects that are shared and must never be
-// modified. A read can register watch channels in a memdb.WatchSet so that a
-// caller blocks until what it read changes:
+// Every write is one transaction and raises the catalog index; Apply writes
+// a batch in one. Reads never block writers and return objects that are
+// shared and must never be modified. A read can register watch channels in
+// a memdb.WatchSet so that a caller blocks until what it read changes:
 //
 //	cat := catalog.New()
 //	addr := netip.MustParseAddr("10.0.0.5")
