@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inspectErrors: prometheus.NewCounter(prometheus.CounterOpts(opts("inspect_errors_total",
 			"Container inspects that failed other than with not found."))),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts(opts("inspects_pending",
-			"Containers that events named, being inspected or waiting for an inspect."))),
+			"Containers that events named, waiting for an inspect, being inspected, or inspected and not yet written to the catalog."))),
 		queueLength: prometheus.NewGauge(prometheus.GaugeOpts(opts("event_queue_length",
 			"Containers waiting to be inspected again after an event."))),
 	}
