@@ -13,7 +13,6 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // Why a read loop of our own: miekg/dns's Server starts a goroutine and
@@ -70,13 +69,6 @@ func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
 	return u, nil
 }
 
-// batchConn reads and writes several datagrams per system call
-// (recvmmsg, sendmmsg); ipv4.PacketConn and ipv6.PacketConn are ones.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 const (
 	// batchSize is how many datagrams one system call reads or writes at
 	// most. Under load the kernel queue is rarely empty, so one recvmmsg
@@ -94,25 +86,22 @@ const (
 // stopped it.
 func (u *udpServer) serve() error {
 	defer close(u.stopped)
-	var bc batchConn = ipv4.NewPacketConn(u.conn)
-	if la, ok := u.conn.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
-		bc = ipv6.NewPacketConn(u.conn)
+	oob := 0
+	if u.wildcard {
+		oob = oobSize
 	}
-	in := make([]ipv4.Message, batchSize)
-	slots := make([]ipv4.Message, batchSize) // the replies' messages, made once
+	mc, err := newMMsgConn(u.conn, batchSize, maxQuerySize, oob)
+	if err != nil {
+		return err
+	}
 	replies := make([][]byte, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, maxQuerySize)}
-		if u.wildcard {
-			in[i].OOB = make([]byte, oobSize)
-		}
-		slots[i].Buffers = make([][]byte, 1)
+	for i := range replies {
 		replies[i] = make([]byte, 0, DefaultMaxUDPSize)
 	}
 	var lastOOB, lastReply []byte // the reply control message of the last destination
 	var drainEnd time.Time
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := mc.read()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -139,41 +128,31 @@ func (u *udpServer) serve() error {
 			}
 			_ = u.conn.SetReadDeadline(now.Add(drainQuiet))
 		}
-		out := slots[:0]
-		for i := range in[:n] {
-			m := &in[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || m.Flags&unix.MSG_TRUNC != 0 {
+		out := 0
+		for i := range n {
+			pkt, from, oob, truncated := mc.datagram(i)
+			if truncated || !from.IsValid() {
 				continue
 			}
-			from := ua.AddrPort()
 			var replyOOB []byte
 			if u.wildcard {
-				if !bytes.Equal(m.OOB[:m.NN], lastOOB) {
-					lastOOB = append(lastOOB[:0], m.OOB[:m.NN]...)
+				if !bytes.Equal(oob, lastOOB) {
+					lastOOB = append(lastOOB[:0], oob...)
 					lastReply = sourceOOB(lastOOB)
 				}
 				replyOOB = lastReply
 			}
-			pkt := m.Buffers[0][:m.N]
 			if u.fast != nil {
 				if reply, ok := u.fast.packetReply(replies[i][:0], pkt, from.Addr().Unmap()); ok {
 					replies[i] = reply
-					o := &slots[len(out)]
-					o.Buffers[0], o.OOB, o.Addr = reply, replyOOB, m.Addr
-					out = out[:len(out)+1]
+					mc.setReply(out, i, reply, replyOOB)
+					out++
 					continue
 				}
 			}
 			u.slow(pkt, from, replyOOB)
 		}
-		for sent := 0; sent < len(out); {
-			k, err := bc.WriteBatch(out[sent:], 0)
-			if err != nil || k == 0 {
-				break // as with a single write: a reply that cannot go is lost, the client retries
-			}
-			sent += k
-		}
+		mc.write(out)
 	}
 }
 

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,6 +159,78 @@ func TestUDPLoopWildcard(t *testing.T) {
 			t.Fatalf("query %d: %v", i, r)
 		}
 	}
+}
+
+// The read loop reads the sender's address from the raw sockaddr the
+// kernel fills in, for both families and for IPv4 clients of a dual-stack
+// socket (v4-mapped), and sends each reply back through it: hits and misses
+// alike reach the client. A datagram larger than the read buffer is
+// dropped (cut by the kernel), and the loop goes on.
+func TestUDPLoopAddressFamilies(t *testing.T) {
+	tests := []struct {
+		listen  string
+		clients []string // hosts to ask on the listener's port
+	}{
+		{"127.0.0.1:0", []string{"127.0.0.1"}},
+		{"[::1]:0", []string{"::1"}},
+		{"[::]:0", []string{"::1", "127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen, func(t *testing.T) {
+			if strings.Contains(tt.listen, ":") && !hasIPv6Loopback() {
+				t.Skip("no IPv6 loopback here")
+			}
+			h := newHandler(t, testConfig(seed(t)))
+			srv, err := Listen(ServerConfig{Addr: tt.listen, Handler: h, UDPSockets: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			started := make(chan struct{})
+			go func() { done <- srv.Serve(ctx, 2*time.Second, func() { close(started) }) }()
+			<-started
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			_, port, _ := net.SplitHostPort(srv.Addr())
+			for _, host := range tt.clients {
+				addr := net.JoinHostPort(host, port)
+				conn, err := net.Dial("udp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Too large to read whole: the kernel cuts it, the loop drops it.
+				if _, err := conn.Write(make([]byte, maxQuerySize+100)); err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+				for i := range 3 { // a miss, then hits
+					q := newQuery("books-ms.service.local.", dns.TypeA, 0)
+					r, _, err := c.Exchange(q, addr)
+					if err != nil {
+						t.Fatalf("%s, query %d: %v", addr, i, err)
+					}
+					if len(r.Answer) != 2 {
+						t.Fatalf("%s, query %d: %v", addr, i, r)
+					}
+				}
+			}
+		})
+	}
+}
+
+func hasIPv6Loopback() bool {
+	c, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 func TestPacketRateLimitSlip(t *testing.T) {
