@@ -129,24 +129,7 @@ func TestPacketReplyMatchesSlowPath(t *testing.T) {
 // from the address the client asked, hits and misses alike, and the rate
 // limit slips on the packet path too.
 func TestUDPLoopWildcard(t *testing.T) {
-	cfg := testConfig(seed(t))
-	h := newHandler(t, cfg)
-	srv, err := Listen(ServerConfig{Addr: "0.0.0.0:0", Handler: h, UDPSockets: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	started := make(chan struct{})
-	go func() { done <- srv.Serve(ctx, 2*time.Second, func() { close(started) }) }()
-	<-started
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	_, port, _ := net.SplitHostPort(srv.Addr())
+	port := serveOn(t, newHandler(t, testConfig(seed(t))), "0.0.0.0:0")
 	addr := net.JoinHostPort("127.0.0.1", port)
 	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
 	for i := range 3 { // a miss, then hits
@@ -180,23 +163,7 @@ func TestUDPLoopAddressFamilies(t *testing.T) {
 			if strings.Contains(tt.listen, ":") && !hasIPv6Loopback() {
 				t.Skip("no IPv6 loopback here")
 			}
-			h := newHandler(t, testConfig(seed(t)))
-			srv, err := Listen(ServerConfig{Addr: tt.listen, Handler: h, UDPSockets: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			started := make(chan struct{})
-			go func() { done <- srv.Serve(ctx, 2*time.Second, func() { close(started) }) }()
-			<-started
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Error(err)
-				}
-			}()
-			_, port, _ := net.SplitHostPort(srv.Addr())
+			port := serveOn(t, newHandler(t, testConfig(seed(t))), tt.listen)
 			for _, host := range tt.clients {
 				addr := net.JoinHostPort(host, port)
 				conn, err := net.Dial("udp", addr)
@@ -222,6 +189,29 @@ func TestUDPLoopAddressFamilies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveOn serves h on one UDP socket at addr until the test ends, and
+// returns the port.
+func serveOn(t *testing.T, h *Handler, addr string) string {
+	t.Helper()
+	srv, err := Listen(ServerConfig{Addr: addr, Handler: h, UDPSockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() { done <- srv.Serve(ctx, 2*time.Second, func() { close(started) }) }()
+	<-started
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	return port
 }
 
 func hasIPv6Loopback() bool {
