@@ -442,7 +442,7 @@ model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "- command: \`$COMMAND\`"
 	echo "- machine: $(nproc) CPUs, ${model:-unknown model}, kernel $(uname -r); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "- versions: $(go version | cut -d' ' -f3), $(dnsperf -h 2>&1 | awk '/^Version/{print "dnsperf " $2; exit}'),$( [ "$SKIP_DNSMASQ" != 1 ] && dnsmasq --version | head -1 | awk '{print " dnsmasq " $3 ","}') $( [ "$SKIP_COREDNS" != 1 ] && "$CACHE/coredns" -version 2>/dev/null | head -1)"
-	echo "- svcdns: \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' plus uncommitted changes')"
+	echo "- svcdns: \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$ROOT" diff --quiet -- . ':!BENCHMARKS.md' ':!BENCHMARKS.png' 2>/dev/null || echo ' plus uncommitted changes')"
 	echo
 	echo "## DNS throughput and latency"
 	echo
