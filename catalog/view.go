@@ -11,10 +11,11 @@ import (
 // The view is what DNS asks of the catalog, derived from the container
 // rows at each write: every service with its instances, the tags that
 // passing instances carry, and the networks the containers are on. It is
-// an immutable radix tree, published with one atomic store before the
-// write's memdb commit, so a lookup is a pointer load and a tree walk: no
-// transaction, no iterator, no allocation (a memdb read allocates a dozen
-// times). Its leaves' watch channels serve the HTTP API's long polls.
+// an immutable radix tree, published with the catalog index in one atomic
+// store after the write's memdb commit, so a lookup is a pointer load and
+// a tree walk: no transaction, no iterator, no allocation (a memdb read
+// allocates a dozen times). Its leaves' watch channels serve the HTTP
+// API's long polls.
 //
 // Keys are one kind byte and the name.
 const (
