@@ -122,47 +122,46 @@ func (r *reader) finish(b *testing.B, elapsed time.Duration) {
 func BenchmarkCatalogApply(b *testing.B) {
 	const n = 1000
 	b.Run("update", func(b *testing.B) {
-		cat := catalog.New()
-		mustReplace(b, cat, records(n))
-		r := startReader(b, cat, n/perService)
-		b.ReportAllocs()
-		b.ResetTimer()
-		t0 := time.Now()
-		for i := range b.N {
+		applyEach(b, n, func(cat *catalog.Catalog, i int) error {
 			rec := record(i%n, i+1) // every put changes the container
-			if _, err := cat.PutContainer(rec.Container, rec.Instances); err != nil {
-				b.Fatal(err)
-			}
-		}
-		elapsed := time.Since(t0)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-		r.finish(b, elapsed)
+			_, err := cat.PutContainer(rec.Container, rec.Instances)
+			return err
+		})
 	})
 	b.Run("start-stop", func(b *testing.B) {
-		cat := catalog.New()
-		mustReplace(b, cat, records(n))
-		r := startReader(b, cat, n/perService)
-		b.ReportAllocs()
-		b.ResetTimer()
-		t0 := time.Now()
-		for i := range b.N {
+		applyEach(b, n, func(cat *catalog.Catalog, i int) error {
 			// Container n+k starts, then stops: two events per pair of ops.
 			k := n + (i/2)%n
 			if i%2 == 0 {
 				rec := record(k, 0)
-				if _, err := cat.PutContainer(rec.Container, rec.Instances); err != nil {
-					b.Fatal(err)
-				}
-			} else if _, err := cat.DeleteContainer(containerID(k)); err != nil {
-				b.Fatal(err)
+				_, err := cat.PutContainer(rec.Container, rec.Instances)
+				return err
 			}
-		}
-		elapsed := time.Since(t0)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-		r.finish(b, elapsed)
+			_, err := cat.DeleteContainer(containerID(k))
+			return err
+		})
 	})
+}
+
+// applyEach runs write b.N times, one write per event, on a catalog of n
+// containers beside the reader, and reports events/s and the reader's
+// figures.
+func applyEach(b *testing.B, n int, write func(cat *catalog.Catalog, i int) error) {
+	cat := catalog.New()
+	mustReplace(b, cat, records(n))
+	r := startReader(b, cat, n/perService)
+	b.ReportAllocs()
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := range b.N {
+		if err := write(cat, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	r.finish(b, elapsed)
 }
 
 // BenchmarkCatalogApplyBatched is the watcher's apply loop in an event

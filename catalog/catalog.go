@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-
 	"strconv"
 	"strings"
 	"sync"
@@ -689,7 +688,10 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 	if err := ctr.validate(); err != nil {
 		return changeNone, err
 	}
-	for k, inst := range r.Instances {
+	if _, dup := instancesByID(r.Instances); dup != "" {
+		return changeNone, fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, dup, ctr.ID)
+	}
+	for _, inst := range r.Instances {
 		if err := inst.validate(); err != nil {
 			return changeNone, err
 		}
@@ -698,11 +700,6 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 		}
 		if inst.Source != ctr.Source || inst.Node != ctr.Node {
 			return changeNone, fmt.Errorf("%w instance %s: owned by %s/%s, its container by %s/%s", ErrInvalid, inst.ID, inst.Source, inst.Node, ctr.Source, ctr.Node)
-		}
-		for _, other := range r.Instances[:k] {
-			if other.ID == inst.ID {
-				return changeNone, fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, inst.ID, ctr.ID)
-			}
 		}
 	}
 	// A source only ever writes what it owns: checked for every row before

@@ -212,6 +212,38 @@ func sameInstance(a, b *Instance, ignoreExpiry bool) bool {
 		(ignoreExpiry || a.Expires.Equal(b.Expires))
 }
 
+// instancesByID returns a lookup of insts by id, and an id that appears
+// more than once ("" when none does): a scan for a few instances, a map for
+// a published port range (thousands of them).
+func instancesByID(insts []*Instance) (byID func(id string) *Instance, dup string) {
+	if len(insts) <= 16 {
+		for k, i := range insts {
+			for _, o := range insts[:k] {
+				if o.ID == i.ID {
+					dup = i.ID
+				}
+			}
+		}
+		return func(id string) *Instance {
+			for _, i := range insts {
+				if i.ID == id {
+					return i
+				}
+			}
+			return nil
+		}, dup
+	}
+	m := make(map[string]*Instance, len(insts))
+	for _, i := range insts {
+		if _, ok := m[i.ID]; ok {
+			dup = i.ID
+			continue
+		}
+		m[i.ID] = i
+	}
+	return func(id string) *Instance { return m[id] }, dup
+}
+
 // sameInstances compares a container's instances before and after a
 // write, in any order: same says nothing changed, renewed that only expiry
 // times did.
@@ -219,21 +251,7 @@ func sameInstances(old, new []*Instance) (same, renewed bool) {
 	if len(old) != len(new) {
 		return false, false
 	}
-	byID := func(id string) *Instance {
-		for _, o := range old {
-			if o.ID == id {
-				return o
-			}
-		}
-		return nil
-	}
-	if len(old) > 16 { // a published port range: thousands of instances
-		m := make(map[string]*Instance, len(old))
-		for _, o := range old {
-			m[o.ID] = o
-		}
-		byID = func(id string) *Instance { return m[id] }
-	}
+	byID, _ := instancesByID(old)
 	same = true
 	for _, n := range new {
 		o := byID(n.ID)

@@ -55,28 +55,28 @@ func networkKey(buf []byte, p netip.Prefix) []byte {
 // end, so that a resync of 10,000 containers rebuilds each service once
 // and not once per container.
 type viewChange struct {
-	services map[string]*serviceChange
+	services map[string]serviceChange
 	tags     map[string]int
 	networks map[netip.Prefix]int
 }
 
-// serviceChange replaces, in one service, the instances of some containers.
-type serviceChange struct {
-	containers map[string]bool        // ids of the containers whose instances are replaced
-	added      map[string][]*Instance // the new instances, by container id
-}
+// serviceChange replaces, in one service, the instances of some
+// containers: by container id, the new instances (none, for a container
+// that left the service). The old instances of every container named here
+// go.
+type serviceChange map[string][]*Instance
 
 func (v *viewChange) empty() bool {
 	return len(v.services) == 0 && len(v.tags) == 0 && len(v.networks) == 0
 }
 
-func (v *viewChange) service(name string) *serviceChange {
+func (v *viewChange) service(name string) serviceChange {
 	if v.services == nil {
-		v.services = map[string]*serviceChange{}
+		v.services = map[string]serviceChange{}
 	}
 	sc := v.services[name]
 	if sc == nil {
-		sc = &serviceChange{containers: map[string]bool{}, added: map[string][]*Instance{}}
+		sc = serviceChange{}
 		v.services[name] = sc
 	}
 	return sc
@@ -96,8 +96,7 @@ func (v *viewChange) replaceRow(old, new *containerRow, instances bool) {
 		if instances {
 			for _, inst := range new.insts {
 				sc := v.service(inst.Service)
-				sc.containers[new.ctr.ID] = true
-				sc.added[new.ctr.ID] = append(sc.added[new.ctr.ID], inst)
+				sc[new.ctr.ID] = append(sc[new.ctr.ID], inst)
 				v.countTags(inst, +1)
 			}
 		}
@@ -108,9 +107,9 @@ func (v *viewChange) replaceRow(old, new *containerRow, instances bool) {
 // dropInstances takes r's instances out of their services and tags.
 func (v *viewChange) dropInstances(r *containerRow) {
 	for _, inst := range r.insts {
-		sc := v.service(inst.Service)
-		sc.containers[r.ctr.ID] = true
-		delete(sc.added, r.ctr.ID) // put earlier in this same write
+		// Emptied, not deleted: its old instances go, and so do any put
+		// earlier in this same write.
+		v.service(inst.Service)[r.ctr.ID] = nil
 		v.countTags(inst, -1)
 	}
 }
@@ -150,14 +149,14 @@ func (v *viewChange) apply(view *iradix.Tree, index uint64) (*iradix.Tree, *irad
 		row := &serviceRow{Name: name, Index: index}
 		if raw, ok := txn.Get(k); ok {
 			old := raw.(*serviceRow)
-			row.Instances = make([]*Instance, 0, len(old.Instances)+len(sc.added))
+			row.Instances = make([]*Instance, 0, len(old.Instances)+len(sc))
 			for _, inst := range old.Instances {
-				if !sc.containers[inst.ContainerID] {
+				if _, replaced := sc[inst.ContainerID]; !replaced {
 					row.Instances = append(row.Instances, inst)
 				}
 			}
 		}
-		for _, insts := range sc.added {
+		for _, insts := range sc {
 			row.Instances = append(row.Instances, insts...)
 		}
 		slices.SortFunc(row.Instances, func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) })

@@ -221,8 +221,7 @@ func (h *Handler) branch(q query) error {
 			return errNXDomain
 		}
 	case q.serviceBranch != "":
-		var buf [1]*catalog.Instance
-		if _, insts := h.cat.AppendService(buf[:0], catalog.ServiceQuery{Service: q.serviceBranch, PassingOnly: true}); len(insts) == 0 {
+		if _, insts := h.cat.AppendService(nil, catalog.ServiceQuery{Service: q.serviceBranch, PassingOnly: true}); len(insts) == 0 {
 			return errNXDomain
 		}
 	}

@@ -38,12 +38,11 @@ type mmsgConn struct {
 
 	// The current call's argument and outcome; the closures below are
 	// made once, so a call allocates nothing.
-	pending  []unix.Mmsghdr
-	n        int
-	errno    syscall.Errno
-	readFn   func(fd uintptr) bool
-	writeFn  func(fd uintptr) bool
-	syscallN uintptr // SYS_RECVMMSG or SYS_SENDMMSG, for the error
+	pending []unix.Mmsghdr
+	n       int
+	err     error
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
 }
 
 func newMMsgConn(conn *net.UDPConn, batch, bufSize, oobSize int) (*mmsgConn, error) {
@@ -74,14 +73,14 @@ func newMMsgConn(conn *net.UDPConn, batch, bufSize, oobSize int) (*mmsgConn, err
 		c.out[i].Hdr.Iov = &c.outIov[i]
 		c.out[i].Hdr.SetIovlen(1)
 	}
-	c.readFn = func(fd uintptr) bool { return c.call(fd, unix.SYS_RECVMMSG) }
-	c.writeFn = func(fd uintptr) bool { return c.call(fd, unix.SYS_SENDMMSG) }
+	c.readFn = func(fd uintptr) bool { return c.call(fd, unix.SYS_RECVMMSG, "recvmmsg") }
+	c.writeFn = func(fd uintptr) bool { return c.call(fd, unix.SYS_SENDMMSG, "sendmmsg") }
 	return c, nil
 }
 
 // call makes one recvmmsg or sendmmsg on c.pending. It returns false, to
 // have the poller wait, only when the socket is not ready.
-func (c *mmsgConn) call(fd uintptr, trap uintptr) bool {
+func (c *mmsgConn) call(fd, trap uintptr, name string) bool {
 	for {
 		n, _, errno := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&c.pending[0])), uintptr(len(c.pending)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
@@ -93,21 +92,10 @@ func (c *mmsgConn) call(fd uintptr, trap uintptr) bool {
 		case unix.EAGAIN:
 			return false
 		default:
-			c.errno, c.syscallN = errno, trap
+			c.err = os.NewSyscallError(name, errno)
 			return true
 		}
 	}
-}
-
-func (c *mmsgConn) err() error {
-	if c.errno == 0 {
-		return nil
-	}
-	name := "sendmmsg"
-	if c.syscallN == unix.SYS_RECVMMSG {
-		name = "recvmmsg"
-	}
-	return os.NewSyscallError(name, c.errno)
 }
 
 // read waits for datagrams and reads up to a batch of them. The error is
@@ -121,11 +109,11 @@ func (c *mmsgConn) read() (int, error) {
 		}
 		h.Flags = 0
 	}
-	c.pending, c.n, c.errno = c.hdrs, 0, 0
+	c.pending, c.n, c.err = c.hdrs, 0, nil
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, err
 	}
-	return c.n, c.err()
+	return c.n, c.err
 }
 
 // datagram returns the i-th datagram of the last read: its bytes, where it
@@ -189,11 +177,11 @@ func (c *mmsgConn) setReply(k, i int, reply, oob []byte) {
 // would be lost: the client retries.
 func (c *mmsgConn) write(n int) {
 	for sent := 0; sent < n; {
-		c.pending, c.n, c.errno = c.out[sent:n], 0, 0
+		c.pending, c.n, c.err = c.out[sent:n], 0, nil
 		if err := c.rc.Write(c.writeFn); err != nil {
 			return // the socket is closed
 		}
-		if c.errno != 0 || c.n == 0 {
+		if c.err != nil || c.n == 0 {
 			sent++
 			continue
 		}

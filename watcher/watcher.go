@@ -313,8 +313,6 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 			if err := ref.finishAll(d); err != nil {
 				return true, err
 			}
-			w.flush()
-			ref.report()
 		case <-q.ready:
 			ids, gone, overflow := q.take()
 			if overflow {
@@ -334,8 +332,6 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 				}
 				ref.want(id)
 			}
-			w.flush()
-			ref.report()
 			if ref.takeOverflow() {
 				w.log.Warn("docker event queue overflowed, resyncing", "max", w.tunables.maxQueue)
 				if err := w.fullSync(ctx, q, syncOverflow); err != nil {
@@ -343,6 +339,9 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 				}
 			}
 		}
+		// The end of a turn: what it found goes to the catalog in one write.
+		w.flush()
+		ref.report()
 	}
 }
 
