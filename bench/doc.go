@@ -3,7 +3,9 @@
 // ./...` runs nothing here), and the side-by-side harness run.sh with its
 // helper programs gen (data set, registration, dnsperf parsing, report),
 // plot (BENCHMARKS.png) and eventlat (event → resolvable on the real Docker
-// engine).
+// engine). run.sh and proxy.sh (the HTTP proxy's section) source lib.sh,
+// the shell setup they share (scratch directory and cleanup, packages,
+// the svcdns binary, free ports, pinned servers).
 //
 //	go test -run '^$' -bench . -benchmem ./bench/
 //	bench/run.sh        # what `make bench` runs

@@ -17,6 +17,8 @@
 #   SKIP_CALLGRIND=1   no instructions-per-query step
 #   SKIP_DOCKER=1      no event -> resolvable step on the real engine
 #   SKIP_GOBENCH=1     no Go benchmarks
+#   SKIP_PROXY=1       no HTTP proxy section (bench/proxy.sh, which also runs alone)
+#   SKIP_CLUSTER=1     no cluster figures (bench/cluster.sh, its own settings)
 #   GOBENCHTIME=1s     -benchtime of the Go benchmarks
 #   EVENTLAT_N=100     containers of the event -> resolvable step
 #   SERVER_CPU=1 CLIENT_CPU=0   cores the servers and dnsperf are pinned to
@@ -29,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 # The command as given, with the settings the caller set.
-COMMAND="$(for v in DURATION REPS LAT_QPS CG_QPS SKIP_COREDNS SKIP_DNSMASQ SKIP_BARE SKIP_CALLGRIND SKIP_DOCKER SKIP_GOBENCH GOBENCHTIME EVENTLAT_N SVCDNS_BIN; do
+COMMAND="$(for v in DURATION REPS LAT_QPS CG_QPS SKIP_COREDNS SKIP_DNSMASQ SKIP_BARE SKIP_CALLGRIND SKIP_DOCKER SKIP_GOBENCH SKIP_PROXY SKIP_CLUSTER GOBENCHTIME EVENTLAT_N SVCDNS_BIN; do
 	if [ -n "${!v+x}" ]; then printf '%s=%s ' "$v" "${!v}"; fi; done)bench/run.sh"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DURATION=${DURATION:-10}
@@ -42,6 +44,8 @@ SKIP_BARE=${SKIP_BARE:-0}
 SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
 SKIP_DOCKER=${SKIP_DOCKER:-0}
 SKIP_GOBENCH=${SKIP_GOBENCH:-0}
+SKIP_PROXY=${SKIP_PROXY:-0}
+SKIP_CLUSTER=${SKIP_CLUSTER:-0}
 GOBENCHTIME=${GOBENCHTIME:-1s}
 EVENTLAT_N=${EVENTLAT_N:-100}
 SERVER_CPU=${SERVER_CPU:-1}
@@ -49,7 +53,9 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 PORT_BASE=${PORT_BASE:-15350}
 OUT_MD=${OUT_MD:-$ROOT/BENCHMARKS.md}
 OUT_PNG=${OUT_PNG:-$ROOT/BENCHMARKS.png}
-COREDNS_VERSION=v1.14.7
+# The CoreDNS compared with: scripts/coredns.sh builds bench/coredns (CoreDNS's
+# own main with the plugins used here) at the version its go.mod pins.
+COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/bench/coredns/go.mod")
 CACHE=$ROOT/.cache/bench
 
 # Every loopback port of the run.
@@ -64,34 +70,10 @@ P_EVENTLAT=$((PORT_BASE + 7))  # svcdns of the Docker step
 P_BARE=$((PORT_BASE + 8))
 P_BARE_HTTP=$((PORT_BASE + 9))
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
-W=$(mktemp -d /tmp/svcdns-bench.XXXXXX)
-RESULTS=$W/results.tsv
-: >"$RESULTS"
-PIDS=()
-
-# cleanup stops every process this script started (each is a `timeout`
-# wrapper; its child is the server, or valgrind) and removes the scratch dir.
-cleanup() {
-	local rc=$? p c
-	for p in "${PIDS[@]}"; do
-		for c in $(pgrep -P "$p" 2>/dev/null || true); do kill -9 "$c" 2>/dev/null || true; done
-		kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-		log "scratch directory kept: $W"
-	else
-		rm -rf "$W"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+LOG_TAG=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+scratch svcdns-bench
 
 # ---- tools ----
 
@@ -100,28 +82,14 @@ command -v dnsperf >/dev/null || need_pkgs+=(dnsperf)
 command -v dnsmasq >/dev/null || [ "$SKIP_DNSMASQ" = 1 ] || need_pkgs+=(dnsmasq-base)
 command -v valgrind >/dev/null || [ "$SKIP_CALLGRIND" = 1 ] || need_pkgs+=(valgrind)
 command -v taskset >/dev/null || need_pkgs+=(util-linux)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-	log "installing ${need_pkgs[*]}"
-	SUDO=
-	[ "$(id -u)" = 0 ] || SUDO=sudo
-	timeout 600 $SUDO apt-get install -y "${need_pkgs[@]}" >"$W/apt.log" 2>&1 ||
-		{ timeout 600 $SUDO apt-get update >>"$W/apt.log" 2>&1 && timeout 600 $SUDO apt-get install -y "${need_pkgs[@]}" >>"$W/apt.log" 2>&1; } ||
-		die "apt-get install ${need_pkgs[*]} failed (see $W/apt.log)"
-fi
+install_missing die "${need_pkgs[@]}"
 command -v dnsperf >/dev/null || die "dnsperf missing"
 
-mkdir -p "$CACHE"
-# .cache/ ignores itself, so nothing built here is ever committed.
-[ -f "$ROOT/.cache/.gitignore" ] || printf '*\n' >"$ROOT/.cache/.gitignore"
-
 if [ "$SKIP_COREDNS" != 1 ]; then
-	if ! { [ -x "$CACHE/coredns" ] && "$CACHE/coredns" -version 2>/dev/null | grep -q "${COREDNS_VERSION#v}"; }; then
-		log "building CoreDNS $COREDNS_VERSION with go install (about 2 minutes on an idle machine)"
-		if ! GOBIN=$CACHE GOFLAGS=-buildvcs=false timeout 1200 go install "github.com/coredns/coredns@$COREDNS_VERSION" >"$W/coredns-install.log" 2>&1; then
-			log "CoreDNS skipped: go install github.com/coredns/coredns@$COREDNS_VERSION failed (last lines below)"
-			tail -5 "$W/coredns-install.log" >&2 || true
-			SKIP_COREDNS=1
-		fi
+	if ! "$ROOT/scripts/coredns.sh" >/dev/null 2>"$W/coredns-build.log"; then
+		log "CoreDNS skipped: scripts/coredns.sh failed (last lines below)"
+		tail -5 "$W/coredns-build.log" >&2 || true
+		SKIP_COREDNS=1
 	fi
 else
 	log "CoreDNS skipped (SKIP_COREDNS=1)"
@@ -131,23 +99,12 @@ if [ "$SKIP_DNSMASQ" != 1 ] && ! command -v dnsmasq >/dev/null; then
 	SKIP_DNSMASQ=1
 fi
 
-if [ -n "${SVCDNS_BIN:-}" ]; then
-	log "svcdns: using $SVCDNS_BIN (SVCDNS_BIN)"
-	SVCDNS=$SVCDNS_BIN
-else
-	log "building svcdns"
-	go build -o "$CACHE/svcdns" ./cmd/svcdns
-	SVCDNS=$CACHE/svcdns
-fi
+svcdns_binary
 log "building the bench tools"
 for t in gen plot eventlat bare; do go build -o "$CACHE/$t" "./bench/$t"; done
 GEN=$CACHE/gen
 
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 9))); do
-	if command -v ss >/dev/null && [ -n "$(ss -Hlnu "sport = :$p" 2>/dev/null; ss -Hlnt "sport = :$p" 2>/dev/null)" ]; then
-		die "port $p is in use; set PORT_BASE to a free range of 10 ports"
-	fi
-done
+ports_free "$PORT_BASE" 10 PORT_BASE udp tcp
 
 # ---- data (anchors §4) ----
 
@@ -167,31 +124,19 @@ dnsmasq_cmd() {
 	echo "dnsmasq --no-daemon --port=$1 --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --addn-hosts=$W/hosts --conf-file=$W/srv.conf --local=/service.local/ --pid-file= --log-facility=-"
 }
 
-declare -A SPID SPORT SFILES SLOG
+declare -A SPORT SFILES SLOG
 SERVERS=()
 
-# start NAME PORT FILES CMD...: pinned, GOMAXPROCS=1, under timeout.
+# start NAME PORT FILES CMD...: a server on SERVER_CPU (spawn), answering
+# on PORT, measured with the query FILES.
 start() {
 	local name=$1 port=$2 files=$3
 	shift 3
-	timeout "$SRV_TIMEOUT" taskset -c "$SERVER_CPU" env GOMAXPROCS=1 "$@" >"$W/$name.log" 2>&1 &
-	PIDS+=($!)
-	SPID[$name]=$!
+	spawn "$name" "$SERVER_CPU" "$@"
 	SPORT[$name]=$port
 	SFILES[$name]=$files
 	SLOG[$name]=$W/$name.log
 	SERVERS+=("$name")
-}
-
-# server_pid NAME: the server process itself (the child of timeout).
-server_pid() { pgrep -P "${SPID[$1]}" | head -1; }
-
-# cpu_ticks PID: utime+stime of a process, in clock ticks.
-cpu_ticks() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-	s=${s##*) }
-	awk '{print $12 + $13}' <<<"$s"
 }
 
 rss_anon() { awk '/^RssAnon/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -227,7 +172,7 @@ for s in "${SERVERS[@]}"; do
 		{ tail -20 "${SLOG[$s]}" >&2; die "$s does not answer the data set"; }
 	log "$shape"
 	result "$s" shape "${shape#*: }"
-	result "$s" rss_loaded "$(rss_anon "$(server_pid "$s")")"
+	result "$s" rss_loaded "$(rss_anon "$(child "$s")")"
 done
 
 # ---- throughput: REPS rounds, every server in turn in each round ----
@@ -237,8 +182,6 @@ dnsperf_max() { # port file out
 		dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -c 4 -T 1 -q 200 >"$3" 2>&1
 }
 
-median() { sort -n | awk '{a[NR]=$1} END{if (NR==0) exit 1; if (NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-
 declare -A RUNS CORE
 for rep in $(seq 1 "$REPS"); do
 	for s in "${SERVERS[@]}"; do
@@ -246,7 +189,7 @@ for rep in $(seq 1 "$REPS"); do
 			qfile=$W/q-mix.txt
 			[ "$f" = qa ] && qfile=$W/q-a.txt
 			out=$W/$s-$f-$rep.dnsperf
-			pid=$(server_pid "$s")
+			pid=$(child "$s")
 			t0=$(cpu_ticks "$pid")
 			dnsperf_max "${SPORT[$s]}" "$qfile" "$out" || die "dnsperf against $s failed: $(tail -3 "$out")"
 			t1=$(cpu_ticks "$pid")
@@ -294,20 +237,35 @@ for s in "${SERVERS[@]}"; do
 	result "$s" p999 "$p999"
 	result "$s" lat_file "$lf"
 	result "$s" lat_lost "$lost"
-	result "$s" rss_after "$(rss_anon "$(server_pid "$s")")"
+	result "$s" rss_after "$(rss_anon "$(child "$s")")"
 	rm -f "$out" # about 30 MB at 30k q/s for 10 s
 done
 
 # The throughput servers are done: stop them before callgrind.
 for s in "${SERVERS[@]}"; do
-	kill "${SPID[$s]}" 2>/dev/null || true
-	wait "${SPID[$s]}" 2>/dev/null || true
+	kill "${PID[$s]}" 2>/dev/null || true
+	wait "${PID[$s]}" 2>/dev/null || true
 done
 
-# ---- instructions per query (callgrind, differential) ----
+# ---- instructions per query (callgrind) ----
 
-# cg_run NAME N CMD...: sets CG_IR, the Ir of the whole process for
-# start-up plus N queries, and CG_N, the queries answered. No command
+# settle PID: waits, at most 10 s, until PID has used under 10% of a core
+# over half a second: the GC cycle the warm-up's garbage started (0.2-0.8 s
+# under valgrind) is over before counting starts.
+settle() {
+	local t0 t1
+	for _ in $(seq 1 20); do
+		t0=$(cpu_ticks "$1")
+		sleep 0.5
+		t1=$(cpu_ticks "$1")
+		[ $(((t1 - t0) * 100)) -lt $(($(getconf CLK_TCK) * 5)) ] && return 0
+	done
+	log "callgrind: pid $1 still busy after 10 s; counting anyway"
+}
+
+# cg_run NAME N CMD...: sets CG_IR, the Ir of the whole process over N
+# queries, counted from zero once it has answered every question of the
+# file once, and CG_N, the queries answered. No command
 # substitution here: the valgrind pid must reach PIDS for the cleanup.
 cg_run() {
 	local name=$1 n=$2 v vp out lost
@@ -315,6 +273,7 @@ cg_run() {
 	CG_IR=0 CG_N=0
 	out=$W/cg-$name-$n.out
 	head -n "$n" "$W/q-mix.txt" >"$W/qn.txt"
+	sort -u "$W/q-mix.txt" >"$W/q-uniq.txt"
 	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 timeout 900 taskset -c "$SERVER_CPU" \
 		valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$W/cg-$name-$n.log" 2>&1 &
 	v=$!
@@ -325,9 +284,19 @@ cg_run() {
 	fi
 	"$GEN" check -server "127.0.0.1:$P_CG" -types A -wait 300s >/dev/null ||
 		{ tail -20 "$W/cg-$name-$n.log" >&2; return 1; }
+	# Every question once, then count from zero. Start-up, registration and
+	# the first answer to each question (packing, the GC cycles its garbage
+	# brings) vary by tens of millions of instructions from one process to
+	# the next, more than 10,000 queries cost: the figure was once the
+	# difference of a 20,000- and a 10,000-query run each counted from the
+	# start, mostly that noise (4.9k-10.8k for one build).
+	taskset -c "$CLIENT_CPU" timeout 600 dnsperf -s 127.0.0.1 -p "$P_CG" -d "$W/q-uniq.txt" -n 1 -l 300 -Q "$CG_QPS" -t 5 \
+		>"$W/cg-$name-$n-warm.dnsperf" 2>&1 || { tail -3 "$W/cg-$name-$n-warm.dnsperf" >&2; return 1; }
+	vp=$(pgrep -P "$v" | head -1)
+	settle "$vp"
+	callgrind_control -z "$vp" >/dev/null 2>&1 || true
 	taskset -c "$CLIENT_CPU" timeout 600 dnsperf -s 127.0.0.1 -p "$P_CG" -d "$W/qn.txt" -n 1 -l 300 -Q "$CG_QPS" -t 5 \
 		>"$W/cg-$name-$n.dnsperf" 2>&1 || { tail -3 "$W/cg-$name-$n.dnsperf" >&2; return 1; }
-	vp=$(pgrep -P "$v" | head -1)
 	callgrind_control -d "$vp" >/dev/null 2>&1 || true
 	for _ in $(seq 1 300); do
 		grep -qs '^summary:' "$out"* && break
@@ -353,24 +322,22 @@ cg_unusable() { # NAME N
 }
 
 cg_ipq() { # NAME CMD...
-	local name=$1 ir1 n1 ipq
+	local name=$1 ipq
 	shift
 	[ -z "$CG_BROKEN" ] || return 0
-	cg_run "$name" 10000 "$@" || { log "callgrind $name: 10,000-query run failed"; cg_unusable "$name" 10000; return 0; }
-	ir1=$CG_IR n1=$CG_N
-	cg_run "$name" 20000 "$@" || { log "callgrind $name: 20,000-query run failed"; return 0; }
-	if [ "$ir1" -le 0 ] || [ "$CG_IR" -le "$ir1" ] || [ "$CG_N" -le "$n1" ]; then
-		log "callgrind $name: no usable counts (Ir $ir1 / $CG_IR, answered $n1 / $CG_N)"
+	cg_run "$name" 20000 "$@" || { log "callgrind $name: 20,000-query run failed"; cg_unusable "$name" 20000; return 0; }
+	if [ "$CG_IR" -le 0 ] || [ "$CG_N" -le 0 ]; then
+		log "callgrind $name: no usable counts (Ir $CG_IR, $CG_N answered)"
 		return 0
 	fi
-	ipq=$(((CG_IR - ir1) / (CG_N - n1)))
-	log "callgrind $name: Ir $ir1 (10k run, $n1 answered), $CG_IR (20k run, $CG_N answered): $ipq instructions/query"
+	ipq=$((CG_IR / CG_N))
+	log "callgrind $name: Ir $CG_IR over $CG_N answered queries: $ipq instructions/query"
 	result "$name" ipq "$ipq"
-	result "$name" ipq_detail "Ir $ir1 after $n1 queries, $CG_IR after $CG_N"
+	result "$name" ipq_detail "Ir $CG_IR over $CG_N queries"
 }
 
 if [ "$SKIP_CALLGRIND" != 1 ]; then
-	log "callgrind: svcdns (two runs under valgrind, a few minutes)"
+	log "callgrind: svcdns (one run under valgrind, a minute or two)"
 	# shellcheck disable=SC2046
 	cg_ipq svcdns $(svcdns_cmd "$P_CG" "$P_CG_HTTP")
 	if [ "$SKIP_COREDNS" != 1 ]; then
@@ -442,7 +409,7 @@ model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "- command: \`$COMMAND\`"
 	echo "- machine: $(nproc) CPUs, ${model:-unknown model}, kernel $(uname -r); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "- versions: $(go version | cut -d' ' -f3), $(dnsperf -h 2>&1 | awk '/^Version/{print "dnsperf " $2; exit}'),$( [ "$SKIP_DNSMASQ" != 1 ] && dnsmasq --version | head -1 | awk '{print " dnsmasq " $3 ","}') $( [ "$SKIP_COREDNS" != 1 ] && "$CACHE/coredns" -version 2>/dev/null | head -1)"
-	echo "- svcdns: \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$ROOT" diff --quiet -- . ':!BENCHMARKS.md' ':!BENCHMARKS.png' 2>/dev/null || echo ' plus uncommitted changes')"
+	echo "- svcdns: \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$ROOT" diff --quiet -- . ':!BENCHMARKS.md' ':!BENCHMARKS.png' ':!BENCHMARKS-proxy.png' 2>/dev/null || echo ' plus uncommitted changes')"
 	echo
 	echo "## DNS throughput and latency"
 	echo
@@ -453,8 +420,9 @@ model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "(\`books-ms\`, \`svc0\`…\`svc999\` under \`service.local\`), one A and one SRV each, TTL 0;"
 	echo "q-mix is 20,000 queries, 80% A and 20% SRV; q-a its A lines. CoreDNS \`hosts\` answers"
 	echo "A only, so it runs q-a and its latency is on q-a. Instructions per query: whole"
-	echo "process under \`valgrind --tool=callgrind\`, (Ir after 20,000 q-mix queries − Ir after"
-	echo "10,000) / 10,000, counters dumped with \`callgrind_control -d\` before \`kill -9\`."
+	echo "process under \`valgrind --tool=callgrind\`, Ir over the 20,000 q-mix queries at $CG_QPS q/s ÷ the"
+	echo "queries answered, counted from zero (\`callgrind_control -z\`) once the server has answered each"
+	echo "question of the file once and is idle, dumped with \`callgrind_control -d\` before \`kill -9\`."
 	echo "miekg-bare is not a product: it is \`bench/bare\`, a bare miekg/dns \`Server\` doing one map"
 	echo "lookup per query (registered through the same API, same answer shapes as svcdns), the"
 	echo "ceiling of any design that keeps miekg/dns's goroutine-per-packet server."
@@ -494,9 +462,34 @@ model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo '```'
 	echo
 	echo "The script installs dnsperf, dnsmasq-base and valgrind with apt-get when they are"
-	echo "missing, and builds CoreDNS $COREDNS_VERSION with \`go install\` into \`.cache/bench\` (ignored"
-	echo "by git); without the Go module proxy it skips CoreDNS and says so. Run it on a quiet"
+	echo "missing, and builds CoreDNS $COREDNS_VERSION into \`.cache/bench\` (ignored by git) with"
+	echo "\`scripts/coredns.sh\`: CoreDNS's own main and query path, linked with the plugins used here"
+	echo "(bind, cache, errors, file, forward, hosts, log); without the Go module proxy it skips CoreDNS"
+	echo "and says so. Run it on a quiet"
 	echo "machine: every other process competes for the two pinned cores. The anchors it is"
 	echo "judged against are in the research notes (performance-anchors.md §4 and §6)."
+	echo "\`SKIP_PROXY=1\` leaves out the HTTP proxy section below; \`bench/proxy.sh\` runs it alone"
+	echo "and replaces only that section. The same for the cluster: \`SKIP_CLUSTER=1\`, \`bench/cluster.sh\`"
+	echo "(\`make bench-cluster\`)."
 } >"$OUT_MD"
 log "wrote $OUT_MD and $OUT_PNG"
+
+# ---- the HTTP proxy (its own section of OUT_MD) ----
+
+if [ "$SKIP_PROXY" != 1 ]; then
+	log "HTTP proxy: bench/proxy.sh"
+	SVCDNS_BIN=$SVCDNS DURATION=$DURATION REPS=$REPS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU OUT_MD=$OUT_MD \
+		OUT_PNG="$(dirname "$OUT_PNG")/BENCHMARKS-proxy.png" "$ROOT/bench/proxy.sh" || log "bench/proxy.sh failed"
+else
+	log "HTTP proxy skipped (SKIP_PROXY=1)"
+fi
+
+# ---- the cluster, issue 10 (its own section of OUT_MD) ----
+
+if [ "$SKIP_CLUSTER" != 1 ]; then
+	log "cluster: bench/cluster.sh"
+	SVCDNS_BIN=$SVCDNS DURATION=$DURATION REPS=$REPS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU OUT_MD=$OUT_MD \
+		OUT_PNG="$(dirname "$OUT_PNG")/BENCHMARKS-cluster.png" "$ROOT/bench/cluster.sh" || log "bench/cluster.sh failed"
+else
+	log "cluster skipped (SKIP_CLUSTER=1)"
+fi

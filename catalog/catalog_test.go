@@ -18,9 +18,9 @@ func TestNewIsEmpty(t *testing.T) {
 	if st := stats(t, cat); st != (catalog.Stats{}) {
 		t.Errorf("Stats() = %+v, want zero", st)
 	}
-	idx, svcs, err := cat.Services(nil)
-	if err != nil || idx != 0 || len(svcs) != 0 {
-		t.Errorf("Services() = %d, %v, %v; want 0, none, nil", idx, svcs, err)
+	idx, svcs := cat.Services(nil)
+	if idx != 0 || len(svcs) != 0 {
+		t.Errorf("Services() = %d, %v; want 0, none", idx, svcs)
 	}
 	if ids := allCtrIDs(t, cat); len(ids) != 0 {
 		t.Errorf("AllContainers() = %v, want none", ids)
@@ -113,7 +113,7 @@ func TestPutContainer(t *testing.T) {
 		}
 	}
 	paused := func() *catalog.Container { c := c1(); c.Passing = false; return c }
-	emptyName := func() *catalog.Container { c := c1(); c.Name = ""; return c }
+	emptyName := func() *catalog.Container { c := c1(); c.Name, c.Target = "", c.ID; return c }
 
 	runSteps(t, catalog.New(), []writeStep{
 		{
@@ -139,7 +139,7 @@ func TestPutContainer(t *testing.T) {
 					t.Errorf("c1:80/tcp = %+v, %v; want tags [v2]", got, err)
 				}
 				// The stale instance took its service with it.
-				_, svcs, _ := cat.Services(nil)
+				_, svcs := cat.Services(nil)
 				if len(svcs) != 1 || svcs[0].Name != "books-ms" || svcs[0].Instances != 2 {
 					t.Errorf("Services() = %+v, want only books-ms with 2 instances", svcs)
 				}
@@ -150,7 +150,7 @@ func TestPutContainer(t *testing.T) {
 			write:  putW(paused(), inst(c1(), "books-ms", 80, tags("v2")), inst(c1(), "books-ms", 8080)),
 			raised: true,
 			check: func(t *testing.T, cat *catalog.Catalog, idx uint64) {
-				if got, _ := cat.ContainersByName("web-1"); len(got) != 1 || got[0].Passing {
+				if got, _ := cat.ContainersByTarget("web-1"); len(got) != 1 || got[0].Passing {
 					t.Errorf("web-1 = %+v, want one paused container", got)
 				}
 			},
@@ -166,8 +166,8 @@ func TestPutContainer(t *testing.T) {
 			write:  putW(emptyName()),
 			raised: true,
 			check: func(t *testing.T, cat *catalog.Catalog, idx uint64) {
-				if got, _ := cat.ContainersByName("web-1"); len(got) != 0 {
-					t.Errorf("ContainersByName(web-1) = %v after the name went", ctrIDs(got))
+				if got, _ := cat.ContainersByTarget("web-1"); len(got) != 0 {
+					t.Errorf("ContainersByTarget(web-1) = %v after the name went", ctrIDs(got))
 				}
 			},
 			wantInsts: []string{},
@@ -202,6 +202,21 @@ func TestPutContainer(t *testing.T) {
 			wantErr: catalog.ErrInvalid,
 		},
 		{
+			name:    "container target that is not DNS labels",
+			write:   putW(withTarget(ctr(nodeA, "c3", "web-3"), "web-3..n1")),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
+			name:    "container without target",
+			write:   putW(withTarget(ctr(nodeA, "c3", "web-3"), "")),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
+			name:    "instance target other than its container's",
+			write:   putW(c1(), inst(c1(), "books-ms", 80, func(i *catalog.Instance) { i.Target = "web-9" })),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
 			name:    "container without source",
 			write:   putW(&catalog.Container{ID: "c3", Node: nodeA}),
 			wantErr: catalog.ErrInvalid,
@@ -218,6 +233,9 @@ func TestDeleteContainer(t *testing.T) {
 	del := func(id string) func(*catalog.Catalog) (uint64, error) {
 		return func(cat *catalog.Catalog) (uint64, error) { return cat.DeleteContainer(id) }
 	}
+	if rec, err := cat.Container("c1"); err != nil || rec.Container.Name != "web-1" || len(rec.Instances) != 2 {
+		t.Fatalf("Container(c1) = %+v, %v; want web-1 with 2 instances", rec, err)
+	}
 	runSteps(t, cat, []writeStep{
 		{name: "unknown container", write: del("nope"), wantCtrs: []string{"c1", "c2"}},
 		{name: "empty id", write: del(""), wantCtrs: []string{"c1", "c2"}},
@@ -233,20 +251,23 @@ func TestDeleteContainer(t *testing.T) {
 				}
 				// metrics is empty now: gone from the list, and its own
 				// index is that of the delete.
-				_, svcs, _ := cat.Services(nil)
+				_, svcs := cat.Services(nil)
 				if len(svcs) != 1 || svcs[0].Name != "books-ms" {
 					t.Errorf("Services() = %+v, want only books-ms", svcs)
 				}
 				if sidx, ids := serviceIDs(t, cat, catalog.ServiceQuery{Service: "metrics"}); len(ids) != 0 || sidx != idx {
 					t.Errorf("metrics = %d, %v; want %d, none", sidx, ids, idx)
 				}
-				if got, _ := cat.ContainersByName("web-1"); len(got) != 0 {
+				if got, _ := cat.ContainersByTarget("web-1"); len(got) != 0 {
 					t.Errorf("web-1 still resolves to %v", ctrIDs(got))
 				}
 			},
 		},
 		{name: "the same again", write: del("c1"), wantCtrs: []string{"c2"}},
 	})
+	if _, err := cat.Container("c1"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("Container(c1) after delete: %v, want ErrNotFound", err)
+	}
 }
 
 func regW(i *catalog.Instance) func(*catalog.Catalog) (uint64, error) {
@@ -267,9 +288,9 @@ func TestRegisterInstance(t *testing.T) {
 					t.Fatalf("Instance(books-1) = %p, %v; want the registered %p", got, err, first)
 				}
 				// Its SRV target, books-1.container.<zone>, resolves.
-				ctrs, err := cat.ContainersByName("books-1")
+				ctrs, err := cat.ContainersByTarget("books-1")
 				if err != nil || len(ctrs) != 1 {
-					t.Fatalf("ContainersByName(books-1) = %v, %v; want one", ctrIDs(ctrs), err)
+					t.Fatalf("ContainersByTarget(books-1) = %v, %v; want one", ctrIDs(ctrs), err)
 				}
 				c := ctrs[0]
 				if c.ID != "api/books-1" || c.Source != catalog.SourceAPI || !c.Passing || !slices.Equal(c.Addrs, first.Addrs) {
@@ -328,9 +349,7 @@ func TestRegisterInstanceHeartbeat(t *testing.T) {
 	if _, _, err := cat.Service(ws, books); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := cat.Services(ws); err != nil {
-		t.Fatal(err)
-	}
+	cat.Services(ws)
 	idx, err := cat.RegisterInstance(apiInst("hb", "books-ms", 8080, expires(t0.Add(time.Minute))))
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +493,7 @@ func TestDeregisterInstance(t *testing.T) {
 				if _, err := cat.Instance("books-1"); !errors.Is(err, catalog.ErrNotFound) {
 					t.Errorf("Instance(books-1) error %v, want ErrNotFound", err)
 				}
-				if got, _ := cat.ContainersByName("books-1"); len(got) != 0 {
+				if got, _ := cat.ContainersByTarget("books-1"); len(got) != 0 {
 					t.Errorf("the SRV target of books-1 still resolves: %v", ctrIDs(got))
 				}
 				if ids := allCtrIDs(t, cat); !slices.Equal(ids, []string{"api/books-2", "c1"}) {
@@ -644,7 +663,7 @@ func TestReplaceNode(t *testing.T) {
 	if _, ids := serviceIDs(t, cat, catalog.ServiceQuery{Service: "books-ms"}); !slices.Equal(ids, []string{"c9:80/tcp", "ext-1"}) {
 		t.Errorf("books-ms at the end = %v", ids)
 	}
-	if _, svcs, _ := cat.Services(nil); len(svcs) != 1 {
+	if _, svcs := cat.Services(nil); len(svcs) != 1 {
 		t.Errorf("Services() at the end = %+v, want only books-ms", svcs)
 	}
 }

@@ -188,9 +188,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 						t.Errorf("Service(%s) index %d above the later catalog index %d", svc, idx, st.Index)
 					}
 				}
-				if _, _, err := cat.Services(nil); err != nil {
-					t.Errorf("Services: %v", err)
-				}
+				cat.Services(nil)
 				_ = cat.Index()
 			}
 		}()
@@ -245,10 +243,7 @@ func checkConsistent(t *testing.T, cat *catalog.Catalog, services []string) {
 			total++
 		}
 	}
-	_, sums, err := cat.Services(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sums := cat.Services(nil)
 	listed := 0
 	for _, s := range sums {
 		if c := counts[s.Name]; c.all != s.Instances || c.passing != s.Passing {

@@ -1,7 +1,7 @@
 // Package catalog is svcdns's service registry: an in-memory
 // hashicorp/go-memdb database of the containers (SRV targets) svcdns
 // answers for, one row each with the service instances it provides, and a
-// view derived from the rows at each write (services with their
+// lookup tree derived from the rows at each write (services with their
 // instances, tags, networks) that DNS reads without a transaction.
 //
 // Every write is one transaction and raises the catalog index; Apply writes
@@ -14,7 +14,7 @@
 //	_, err := cat.RegisterInstance(&catalog.Instance{
 //		ID: "books-1", Service: "books-ms", Protocol: catalog.ProtoTCP, Port: 8080,
 //		Addrs:       []catalog.NetAddr{{Prefix: netip.PrefixFrom(addr, 32)}},
-//		ContainerID: "api/books-1", ContainerName: "books-1",
+//		ContainerID: "api/books-1", ContainerName: "books-1", Target: "books-1",
 //		Source:      catalog.SourceAPI, Node: "node-1", Passing: true,
 //	})
 //	ws := memdb.NewWatchSet()

@@ -19,7 +19,7 @@ func Example() {
 	_, err := cat.RegisterInstance(&catalog.Instance{
 		ID: "books-1", Service: "books-ms", Protocol: catalog.ProtoTCP, Port: 8080,
 		Addrs:       []catalog.NetAddr{{Prefix: netip.MustParsePrefix("10.0.0.5/32")}},
-		ContainerID: "api/books-1", ContainerName: "books-1", Source: catalog.SourceAPI,
+		ContainerID: "api/books-1", ContainerName: "books-1", Target: "books-1", Source: catalog.SourceAPI,
 		Passing: true,
 	})
 	if err != nil {

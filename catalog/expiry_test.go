@@ -98,7 +98,7 @@ func TestExpireInstances(t *testing.T) {
 			}
 		}
 	}
-	if _, svcs, _ := cat.Services(nil); len(svcs) != 1 || svcs[0] != (catalog.ServiceSummary{Name: "books-ms", Instances: 2, Passing: 2}) {
+	if _, svcs := cat.Services(nil); len(svcs) != 1 || svcs[0] != (catalog.ServiceSummary{Name: "books-ms", Instances: 2, Passing: 2}) {
 		t.Errorf("Services() = %+v, want books-ms with 2", svcs)
 	}
 }

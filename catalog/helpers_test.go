@@ -1,7 +1,6 @@
 package catalog_test
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // Long polls and RunExpiry start goroutines; none may outlive its test.
@@ -21,45 +21,14 @@ const (
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-// ctr builds a passing Docker container owned by node, with one address
-// per network (net0, net1, ...).
-func ctr(node, id, name string, addrs ...string) *catalog.Container {
-	c := &catalog.Container{ID: id, Name: name, Node: node, Source: catalog.SourceDocker, Passing: true}
-	for i, a := range addrs {
-		c.Addrs = append(c.Addrs, catalog.NetAddr{Network: fmt.Sprintf("net%d", i), Prefix: pfx(a)})
-	}
-	return c
-}
+var (
+	ctr  = testutil.Container
+	inst = testutil.Instance
+)
 
-// inst builds an instance of c on port, as the watcher does: same owner,
-// addresses and health as the container, id "<container>:<port>/<proto>"
-// unless a modifier sets one.
-func inst(c *catalog.Container, svc string, port uint16, mods ...func(*catalog.Instance)) *catalog.Instance {
-	i := &catalog.Instance{
-		Service: svc, Protocol: catalog.ProtoTCP, Port: port, Addrs: c.Addrs,
-		ContainerID: c.ID, ContainerName: c.Name, Node: c.Node, Source: c.Source, Passing: c.Passing,
-	}
-	for _, m := range mods {
-		m(i)
-	}
-	if i.ID == "" {
-		i.ID = fmt.Sprintf("%s:%d/%s", c.ID, port, i.Protocol)
-	}
-	return i
-}
-
-// apiInst builds an instance as the HTTP API registers it: its own
-// container row "api/<id>" named id.
+// apiInst builds an instance as the HTTP API registers it, at 192.0.2.10.
 func apiInst(id, svc string, port uint16, mods ...func(*catalog.Instance)) *catalog.Instance {
-	i := &catalog.Instance{
-		ID: id, Service: svc, Protocol: catalog.ProtoTCP, Port: port,
-		Addrs:       []catalog.NetAddr{{Prefix: pfx("192.0.2.10/32")}},
-		ContainerID: "api/" + id, ContainerName: id, Source: catalog.SourceAPI, Passing: true,
-	}
-	for _, m := range mods {
-		m(i)
-	}
-	return i
+	return testutil.APIInstance(id, svc, "192.0.2.10", port, mods...)
 }
 
 func tags(t ...string) func(*catalog.Instance) { return func(i *catalog.Instance) { i.Tags = t } }
@@ -153,4 +122,10 @@ func checkIndex(t *testing.T, cat *catalog.Catalog, want uint64) {
 	if got := stats(t, cat).Index; got != want {
 		t.Errorf("Stats().Index = %d, want %d", got, want)
 	}
+}
+
+// withTarget sets c's target, as a writer with its own naming does.
+func withTarget(c *catalog.Container, target string) *catalog.Container {
+	c.Target = target
+	return c
 }

@@ -23,10 +23,10 @@ func TestIndexNotBehindAfterOverlappingWrites(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c := New()
 	change := func(w *writeTxn, id string) error {
-		ctr := &Container{ID: id, Node: "n", Source: SourceDocker,
+		ctr := &Container{ID: id, Target: id, Node: "n", Source: SourceDocker,
 			Addrs: []NetAddr{{Prefix: netip.MustParsePrefix("172.18.0.5/16")}}}
-		inst := &Instance{ID: id + ":80/tcp", Service: "books-ms", Protocol: ProtoTCP, Port: 80,
-			ContainerID: id, Node: "n", Source: SourceDocker}
+		inst := &Instance{ID: InstanceID(id, "80/tcp"), Service: "books-ms", Protocol: ProtoTCP, Port: 80,
+			ContainerID: id, Target: id, Node: "n", Source: SourceDocker}
 		_, err := w.putRecord(ContainerRecord{Container: ctr, Instances: []*Instance{inst}})
 		return err
 	}
@@ -34,7 +34,7 @@ func TestIndexNotBehindAfterOverlappingWrites(t *testing.T) {
 	other := make(chan uint64, 1)
 	if _, err := c.write(func(w *writeTxn) error {
 		go func() {
-			ctr := &Container{ID: "other", Node: "n", Source: SourceDocker}
+			ctr := &Container{ID: "other", Target: "other", Node: "n", Source: SourceDocker}
 			idx, err := c.PutContainer(ctr, nil) // waits for the lock
 			if err != nil {
 				t.Error(err)

@@ -40,6 +40,15 @@ var (
 type NetAddr struct {
 	Network string
 	Prefix  netip.Prefix
+	// NetworkID is the Docker network's id; "" when unknown (an API
+	// instance, or a record from before svcdns read network ids).
+	NetworkID string
+	// SpansHosts says the network spans Docker hosts (scope swarm or
+	// global: an overlay), so that the address reaches the container from
+	// every host on that network, not only from its own. Such networks'
+	// subnets come from the host's network list (see Network), not from
+	// the addresses: a peer's claim never widens what this node serves.
+	SpansHosts bool
 }
 
 // Addr is the container's own address on the network.
@@ -50,15 +59,23 @@ func (a NetAddr) Contains(ip netip.Addr) bool {
 	return a.Prefix.IsValid() && a.Prefix.Bits() < a.Prefix.Addr().BitLen() && a.Prefix.Masked().Contains(ip.Unmap())
 }
 
-// Container is what an SRV target and a <name>.container.<zone> name resolve
-// to: a Docker container, or, for an instance registered through the API, the
-// instance itself (ID "api/<instance id>", Name the instance id).
+// Container is what an SRV target and a <target>.container.<zone> name
+// resolve to: a Docker container, or, for an instance registered through the
+// API, the instance itself (ID "api/<instance id>", Name and Target the
+// instance id).
 //
 // Objects handed to the catalog belong to it afterwards and objects returned
 // by reads are shared: neither may be modified.
 type Container struct {
-	ID     string
-	Name   string // a lower-case DNS label, or "" when the container's name is not one
+	ID   string
+	Name string // a lower-case DNS label, or "" when the container's name is not one
+	// Target is the container's name under container.<zone>, the SRV
+	// target of its instances and the PTR of its addresses: lower-case
+	// DNS labels joined by dots (see ValidTarget), most often one. The
+	// writer decides it (the watcher: the name, else the short id; the
+	// API: the instance id) and may qualify it with more labels, such as
+	// its node's, to keep it unique across writers.
+	Target string
 	Node   string // the Docker host or svcdns node that owns it
 	Source Source
 	Addrs  []NetAddr  // one per network and address family
@@ -81,23 +98,47 @@ type Container struct {
 // registered through the API has the container row "api/<id>" of its own.
 // The catalog finds instances by id that way, with no index of its own.
 type Instance struct {
+	// ID is unique in the catalog and says where the instance lives (see
+	// above).
 	ID       string
 	Service  string   // a lower-case DNS label
-	Tags     []string // lower-case DNS labels
+	Tags     []string // lower-case DNS labels; <tag>.<service> queries select on them
 	Protocol string   // ProtoTCP or ProtoUDP
-	Port     uint16   // the container's port; 0 for a container that exposes none
-	PortName string   // optional name for _<name>._<proto> queries
-	Addrs    []NetAddr
-	HostIP   netip.Addr // published host address, zero when not published
+	// Port is the port inside the container, which clients on a network
+	// the container shares reach; 0 for a container that exposes none
+	// (it then has addresses but no SRV record).
+	Port     uint16
+	PortName string    // optional name for _<name>._<proto> queries
+	Addrs    []NetAddr // the container's addresses, one per network and family
+	// HostIP and HostPort are where the Docker host publishes Port: what
+	// a client on no shared network reaches. Both zero when not published.
+	HostIP   netip.Addr
 	HostPort uint16
 
-	ContainerID   string
-	ContainerName string // the SRV target label (container name, or API id)
-	Node          string
+	ContainerID   string // the container row the instance lives in
+	ContainerName string // the container's name ("" when it is not a DNS label); the API instance id for an API instance
+	Target        string // its container's Target: the SRV target is <Target>.container.<zone>
+	Node          string // the Docker host or svcdns node that owns the instance
 	Source        Source
-	Passing       bool
-	Expires       time.Time // zero: never; API instances with a TTL expire
-	TTL           time.Duration
+	// Passing is false while the instance must not be answered: its
+	// container is paused or not healthy. It stays in the catalog.
+	Passing bool
+	// TTL is the lease an API instance was registered with: its client
+	// registers it again (a heartbeat) within TTL to keep it. Zero: no
+	// lease. The catalog stores and compares it but does not act on it;
+	// Expires is what it acts on.
+	TTL time.Duration
+	// Expires is when RunExpiry removes the instance: the writer sets it
+	// to the registration (or heartbeat) time plus TTL. Zero: never. A
+	// write that moves only Expires changes no answer and wakes no long
+	// poll.
+	Expires time.Time
+	// Proxy is where the HTTP proxy routes to the instance besides its
+	// service's own host name; nil: no such route.
+	Proxy *ProxyRoute
+	// Metrics is where the instance serves Prometheus metrics, for the
+	// API's Prometheus service discovery; nil: not opted in.
+	Metrics *MetricsEndpoint
 }
 
 // HasTag reports whether the instance carries tag (already lower-case).
@@ -105,6 +146,26 @@ func (i *Instance) HasTag(tag string) bool { return slices.Contains(i.Tags, tag)
 
 // Published reports whether the instance has a published host address.
 func (i *Instance) Published() bool { return i.HostIP.IsValid() && i.HostPort != 0 }
+
+// HostReachable is the instance's address that its own host reaches:
+// the first on a network that does not span hosts (a bridge, which the
+// host routes to), IPv4 before IPv6. A network that spans hosts (an
+// overlay) is reached only from inside it, never from a host's own
+// namespace. ok is false when there is none: a host-network container,
+// one only on overlays, or another node's container (a peer sends only
+// overlay addresses). An API instance's registered address counts.
+func (i *Instance) HostReachable() (a NetAddr, ok bool) {
+	for _, na := range i.Addrs {
+		switch ip := na.Addr(); {
+		case na.SpansHosts || !ip.IsValid():
+		case ip.Is4():
+			return na, true
+		case !ok:
+			a, ok = na, true
+		}
+	}
+	return a, ok
+}
 
 func (i *Instance) validate() error {
 	switch {
@@ -117,11 +178,17 @@ func (i *Instance) validate() error {
 	case i.Source == "":
 		return fmt.Errorf("%w instance %s: no source", ErrInvalid, i.ID)
 	}
-	if i.Source == SourceAPI && i.ContainerID != apiContainerPrefix+i.ID {
-		return fmt.Errorf("%w instance %s: container %q, an API instance's is %q", ErrInvalid, i.ID, i.ContainerID, apiContainerPrefix+i.ID)
+	if i.Source == SourceAPI && i.ContainerID != APIContainerID(i.ID) {
+		return fmt.Errorf("%w instance %s: container %q, an API instance's is %q", ErrInvalid, i.ID, i.ContainerID, APIContainerID(i.ID))
 	}
 	if i.Source != SourceAPI && !strings.HasPrefix(i.ID, i.ContainerID+":") {
 		return fmt.Errorf("%w instance %s: id does not start with its container's id %q and a colon", ErrInvalid, i.ID, i.ContainerID)
+	}
+	if err := i.Proxy.validate(i.ID); err != nil {
+		return err
+	}
+	if err := i.Metrics.validate(i.ID); err != nil {
+		return err
 	}
 	if i.PortName != "" && !ValidLabel(i.PortName) {
 		return fmt.Errorf("%w instance %s: port name %q is not a lower-case DNS label", ErrInvalid, i.ID, i.PortName)
@@ -140,6 +207,8 @@ func (c *Container) validate() error {
 		return fmt.Errorf("%w container: empty id", ErrInvalid)
 	case c.Name != "" && !ValidLabel(c.Name):
 		return fmt.Errorf("%w container %s: name %q is not a lower-case DNS label", ErrInvalid, c.ID, c.Name)
+	case !ValidTarget(c.Target):
+		return fmt.Errorf("%w container %s: target %q is not lower-case DNS labels joined by dots", ErrInvalid, c.ID, c.Target)
 	case c.Source == "":
 		return fmt.Errorf("%w container %s: no source", ErrInvalid, c.ID)
 	}
@@ -162,6 +231,28 @@ func ValidLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxTargetLen bounds a Target, so that <target>.container.<zone> stays
+// within a DNS name's 255 bytes for any reasonable zone.
+const MaxTargetLen = 128
+
+// ValidTarget reports whether s is one or more lower-case DNS labels (see
+// ValidLabel) joined by dots, at most MaxTargetLen bytes.
+func ValidTarget(s string) bool {
+	if len(s) > MaxTargetLen {
+		return false
+	}
+	for {
+		label, rest, more := strings.Cut(s, ".")
+		if !ValidLabel(label) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		s = rest
+	}
 }
 
 // NormalizeLabel lower-cases s and checks that it is one DNS label. The error
@@ -197,7 +288,7 @@ func NormalizeLabel(s string) (string, error) {
 // sameContainer reports whether two containers are equal, field by field:
 // reflect.DeepEqual took a quarter of a write's time.
 func sameContainer(a, b *Container) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Node == b.Node && a.Source == b.Source &&
+	return a.ID == b.ID && a.Name == b.Name && a.Target == b.Target && a.Node == b.Node && a.Source == b.Source &&
 		a.HostIP == b.HostIP && a.Passing == b.Passing && slices.Equal(a.Addrs, b.Addrs)
 }
 
@@ -207,9 +298,9 @@ func sameInstance(a, b *Instance, ignoreExpiry bool) bool {
 	return a.ID == b.ID && a.Service == b.Service && slices.Equal(a.Tags, b.Tags) &&
 		a.Protocol == b.Protocol && a.Port == b.Port && a.PortName == b.PortName &&
 		slices.Equal(a.Addrs, b.Addrs) && a.HostIP == b.HostIP && a.HostPort == b.HostPort &&
-		a.ContainerID == b.ContainerID && a.ContainerName == b.ContainerName &&
+		a.ContainerID == b.ContainerID && a.ContainerName == b.ContainerName && a.Target == b.Target &&
 		a.Node == b.Node && a.Source == b.Source && a.Passing == b.Passing && a.TTL == b.TTL &&
-		(ignoreExpiry || a.Expires.Equal(b.Expires))
+		sameProxy(a.Proxy, b.Proxy) && sameMetrics(a.Metrics, b.Metrics) && (ignoreExpiry || a.Expires.Equal(b.Expires))
 }
 
 // instancesByID returns a lookup of insts by id, and an id that appears

@@ -44,6 +44,33 @@ func TestValidLabel(t *testing.T) {
 	}
 }
 
+func TestValidTarget(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"web-1", true},
+		{"3f0c1e2d4b5a", true},
+		{"web-1.node-a", true},
+		{"a.b.c", true},
+		{strings.Repeat("a", 63) + "." + strings.Repeat("b", 63), true},
+		{strings.Repeat("a.", 64) + "a", false}, // past MaxTargetLen
+		{"", false},
+		{".", false},
+		{"web.", false},
+		{".web", false},
+		{"web..a", false},
+		{"Web", false},
+		{"web_1", false},
+		{strings.Repeat("a", 64), false},
+	}
+	for _, tt := range tests {
+		if got := catalog.ValidTarget(tt.s); got != tt.want {
+			t.Errorf("ValidTarget(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}
+
 func TestNormalizeLabel(t *testing.T) {
 	tests := []struct {
 		in      string
@@ -141,6 +168,32 @@ func TestInstancePublished(t *testing.T) {
 		}
 		if got := i.Published(); got != tt.want {
 			t.Errorf("%s: Published() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestInstanceHostReachable(t *testing.T) {
+	bridge := catalog.NetAddr{Network: "bridge", Prefix: pfx("172.17.0.5/16")}
+	bridge6 := catalog.NetAddr{Network: "bridge", Prefix: pfx("fd00:17::5/64")}
+	ov := catalog.NetAddr{Network: "ov", Prefix: pfx("10.0.9.5/24"), NetworkID: "abc", SpansHosts: true}
+	ov6 := catalog.NetAddr{Network: "ov", Prefix: pfx("fd00:9::5/64"), NetworkID: "abc", SpansHosts: true}
+	tests := []struct {
+		name  string
+		addrs []catalog.NetAddr
+		want  string // "" for none
+	}{
+		{"bridge", []catalog.NetAddr{bridge}, "172.17.0.5"},
+		{"overlay first, then bridge", []catalog.NetAddr{ov, bridge}, "172.17.0.5"},
+		{"IPv4 before IPv6", []catalog.NetAddr{bridge6, bridge}, "172.17.0.5"},
+		{"bridge IPv6 before overlay IPv4", []catalog.NetAddr{ov, bridge6}, "fd00:17::5"},
+		{"overlay only", []catalog.NetAddr{ov, ov6}, ""},
+		{"no address (host network, or a peer's bridge container)", nil, ""},
+		{"API instance", []catalog.NetAddr{{Prefix: pfx("192.0.2.7/32")}}, "192.0.2.7"},
+	}
+	for _, tt := range tests {
+		got, ok := (&catalog.Instance{Addrs: tt.addrs}).HostReachable()
+		if ok != (tt.want != "") || ok && got.Addr().String() != tt.want {
+			t.Errorf("%s: HostReachable() = %v, %v; want %q", tt.name, got, ok, tt.want)
 		}
 	}
 }

@@ -141,9 +141,9 @@ func TestServicesAndStats(t *testing.T) {
 		{Name: "books-ms", Instances: 5, Passing: 4},
 		{Name: "orders", Instances: 1, Passing: 1},
 	}
-	idx, got, err := cat.Services(nil)
-	if err != nil || idx != cat.Index() || !slices.Equal(got, want) {
-		t.Errorf("Services() = %d, %+v, %v; want %d, %+v", idx, got, err, cat.Index(), want)
+	idx, got := cat.Services(nil)
+	if idx != cat.Index() || !slices.Equal(got, want) {
+		t.Errorf("Services() = %d, %+v; want %d, %+v", idx, got, cat.Index(), want)
 	}
 	wantSt := catalog.Stats{Index: cat.Index(), Services: 2, Instances: 6, Passing: 5, Containers: 5}
 	if st := stats(t, cat); st != wantSt {
@@ -161,7 +161,7 @@ func TestServicesAndStats(t *testing.T) {
 		{Name: "auth", Instances: 1, Passing: 1},
 		{Name: "books-ms", Instances: 5, Passing: 4},
 	}
-	if _, got, _ := cat.Services(nil); !slices.Equal(got, want) {
+	if _, got := cat.Services(nil); !slices.Equal(got, want) {
 		t.Errorf("Services() after changes = %+v, want %+v", got, want)
 	}
 	wantSt = catalog.Stats{Index: cat.Index(), Services: 2, Instances: 6, Passing: 5, Containers: 5}
@@ -189,61 +189,35 @@ func TestAllContainers(t *testing.T) {
 	}
 }
 
-func TestContainersByName(t *testing.T) {
+func TestContainersByTarget(t *testing.T) {
 	cat := catalog.New()
 	put(t, cat, ctr(nodeA, "a1", "web", "172.18.0.5/16"))
-	put(t, cat, ctr(nodeB, "b1", "web", "172.19.0.5/16")) // same name on another node
+	put(t, cat, ctr(nodeB, "b1", "web", "172.19.0.5/16")) // same target on another node
 	put(t, cat, ctr(nodeA, "a2", "web-2", "172.18.0.6/16"))
-	put(t, cat, ctr(nodeA, "a3", "", "172.18.0.7/16")) // a name that was not a label
+	put(t, cat, withTarget(ctr(nodeA, "a3", "", "172.18.0.7/16"), "3f0c1e2d4b5a"))  // no name: the writer picked a target
+	put(t, cat, withTarget(ctr(nodeB, "b2", "web", "172.19.0.6/16"), "web.node-b")) // qualified by its writer
 	register(t, cat, apiInst("ext-1", "books-ms", 80))
 	tests := []struct {
-		name string
-		want []string
+		target string
+		want   []string
 	}{
 		{"web", []string{"a1", "b1"}},
 		{"web-2", []string{"a2"}},
+		{"3f0c1e2d4b5a", []string{"a3"}},
+		{"web.node-b", []string{"b2"}},
 		{"ext-1", []string{"api/ext-1"}},
 		{"we", nil},
+		{"3f0c", nil}, // a target, never a prefix
 		{"WEB", nil},
 		{"", nil},
 	}
 	for _, tt := range tests {
-		got, err := cat.ContainersByName(tt.name)
+		got, err := cat.ContainersByTarget(tt.target)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ids := ctrIDs(got); !slices.Equal(ids, tt.want) && len(ids)+len(tt.want) > 0 {
-			t.Errorf("ContainersByName(%q) = %v, want %v", tt.name, ids, tt.want)
-		}
-	}
-}
-
-func TestContainersByIDPrefix(t *testing.T) {
-	const a, b = "3f0c1e2d4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0", "3f0c9999aaaabbbbccccddddeeeeffff00001111222233334444555566667777"
-	cat := catalog.New()
-	put(t, cat, ctr(nodeA, a, "web-1", "172.18.0.5/16"))
-	put(t, cat, ctr(nodeB, b, "web-2", "172.19.0.5/16"))
-	register(t, cat, apiInst("ext-1", "books-ms", 80))
-	tests := []struct {
-		prefix string
-		want   []string
-	}{
-		{"3f0c1e2d4b5a", []string{a}}, // docker ps's short id
-		{"3f0c", []string{a, b}},
-		{a, []string{a}},
-		{a + "0", nil},
-		{"3F0C", nil}, // callers lower-case
-		{"api/", []string{"api/ext-1"}},
-		{"ffff", nil},
-		{"", nil}, // never every container
-	}
-	for _, tt := range tests {
-		got, err := cat.ContainersByIDPrefix(tt.prefix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ids := ctrIDs(got); !slices.Equal(ids, tt.want) && len(ids)+len(tt.want) > 0 {
-			t.Errorf("ContainersByIDPrefix(%q) = %v, want %v", tt.prefix, ids, tt.want)
+			t.Errorf("ContainersByTarget(%q) = %v, want %v", tt.target, ids, tt.want)
 		}
 	}
 }
@@ -297,13 +271,10 @@ func TestNetworks(t *testing.T) {
 	put(t, cat, ctr(nodeA, "c2", "", "172.18.0.6/16", "fd00:1::6/64"))  // same networks
 	put(t, cat, ctr(nodeA, "c3", "", "10.0.0.5/32", "2001:db8::1/128")) // host routes
 	put(t, cat, ctr(nodeB, "c4", "", "172.18.200.1/24"))                // inside the /16, but its own network
-	put(t, cat, &catalog.Container{ID: "c5", Node: nodeA, Source: catalog.SourceDocker,
+	put(t, cat, &catalog.Container{ID: "c5", Target: "c5", Node: nodeA, Source: catalog.SourceDocker,
 		Addrs: []catalog.NetAddr{{Network: "none"}}}) // no address at all
 	register(t, cat, apiInst("ext-1", "books-ms", 80)) // an API address is a /32
-	got, err := cat.Networks()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := cat.Networks()
 	slices.SortFunc(got, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
 	want := []netip.Prefix{pfx("172.18.0.0/16"), pfx("172.18.200.0/24"), pfx("fd00:1::/64")}
 	if !slices.Equal(got, want) {
@@ -332,15 +303,15 @@ func TestHasTag(t *testing.T) {
 		{"", false},
 	}
 	for _, tt := range tests {
-		if got, err := cat.HasTag(tt.tag); err != nil || got != tt.want {
-			t.Errorf("HasTag(%q) = %v, %v; want %v", tt.tag, got, err, tt.want)
+		if got := cat.HasTag(tt.tag); got != tt.want {
+			t.Errorf("HasTag(%q) = %v; want %v", tt.tag, got, tt.want)
 		}
 	}
 	if _, err := cat.DeleteContainer("c1"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range []string{"v1", "shared"} {
-		if got, _ := cat.HasTag(tag); got {
+		if cat.HasTag(tag) {
 			t.Errorf("HasTag(%q) after its only passing instance went = true", tag)
 		}
 	}
@@ -392,8 +363,8 @@ func TestReadsShareStoredObjects(t *testing.T) {
 	if _, got, _ := cat.Service(nil, catalog.ServiceQuery{Service: "books-ms"}); len(got) != 1 || got[0] != i {
 		t.Error("Service returned a copy")
 	}
-	if got, _ := cat.ContainersByName("web-1"); len(got) != 1 || got[0] != c {
-		t.Error("ContainersByName returned a copy")
+	if got, _ := cat.ContainersByTarget("web-1"); len(got) != 1 || got[0] != c {
+		t.Error("ContainersByTarget returned a copy")
 	}
 	if got, _ := cat.ContainersByAddr(c.Addrs[0].Addr()); len(got) != 1 || got[0] != c {
 		t.Error("ContainersByAddr returned a copy")

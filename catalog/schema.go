@@ -14,14 +14,13 @@ import (
 // The memdb database holds one row per container, with the container's
 // instances inside it, and as few indexes as the reads need: every index
 // entry is a radix-tree leaf and node with a watch channel each, a few
-// hundred bytes, and an index per instance field (the first design had
-// nine entries per container) cost 5.7 KB per instance at 100,000. What
-// DNS asks for by service, tag or network is kept in the view (view.go).
+// hundred bytes per entry and container. What DNS asks for by service, tag
+// or network is kept in the lookup tree (tree.go) instead.
 const (
 	tableContainers = "containers"
 
 	indexID      = "id"
-	indexName    = "name"
+	indexTarget  = "target"
 	indexAddr    = "addr"
 	indexExpires = "expires"
 )
@@ -39,11 +38,12 @@ func schema() *memdb.DBSchema {
 			Name: tableContainers,
 			Indexes: map[string]*memdb.IndexSchema{
 				indexID:      {Name: indexID, Unique: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.ID })},
-				indexName:    {Name: indexName, AllowMissing: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.Name })},
+				indexTarget:  {Name: indexTarget, AllowMissing: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.Target })},
 				indexAddr:    {Name: indexAddr, AllowMissing: true, Indexer: addrIndexer{}},
 				indexExpires: {Name: indexExpires, AllowMissing: true, Indexer: expiresIndexer{}},
 			},
 		},
+		tableNodes: nodesTable(),
 	}}
 }
 

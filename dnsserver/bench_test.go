@@ -56,6 +56,7 @@ func BenchmarkServeDNS(b *testing.B) {
 		m.Answer = []dns.RR{addrRR(r.Question[0].Name, upstreamIP, 60)}
 		return m, nil
 	}}
+	bigService(b, cat, 40)
 	h := newHandler(b, cfg)
 	cases := []struct {
 		name  string
@@ -65,6 +66,7 @@ func BenchmarkServeDNS(b *testing.B) {
 		{"A", "svc42.service.local.", dns.TypeA},
 		{"SRV", "svc42.service.local.", dns.TypeSRV},
 		{"NXDOMAIN", "nope.service.local.", dns.TypeA},
+		{"SRV truncated", "big.service.local.", dns.TypeSRV},
 		{"forwarded", "example.com.", dns.TypeA},
 	}
 	for _, tc := range cases {
@@ -74,6 +76,33 @@ func BenchmarkServeDNS(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				h.ServeDNS(w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkPacketReply is the UDP read loop's cost per cached query, from
+// the datagram's bytes to the reply's.
+func BenchmarkPacketReply(b *testing.B) {
+	h := newHandler(b, testConfig(benchCatalog(b)))
+	loop := readLoop(h, nil)
+	client := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+		qname string
+	}{{"A", dns.TypeA, "svc42.service.local."}, {"SRV", dns.TypeSRV, "svc42.service.local."}} {
+		b.Run(tc.name, func(b *testing.B) {
+			q := newQuery(tc.qname, tc.qtype, 1232)
+			pkt, _ := q.Pack()
+			serveDNS(b, h, q, client, false) // fills the cache
+			dst := make([]byte, 0, DefaultMaxUDPSize)
+			var req request
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := loop.fastReply(dst, &req, pkt, client); !ok {
+					b.Fatal("not answered from the cache")
+				}
 			}
 		})
 	}

@@ -9,19 +9,24 @@ import (
 	"github.com/miekg/dns"
 )
 
-// The answer cache. Answers of the zone are a pure function of the catalog
-// at one index, the question (lower-cased), the client's view (which
-// Docker networks it is on) and whether it sent EDNS0 with DO. So they are
-// packed once per catalog index and served as bytes: a repeated question
-// costs a map lookup, a copy, and rewriting the ID, the RD/CD/RA bits and
-// the question's case. When the catalog index moves, the whole generation
-// is dropped and the next queries pack again: a cached answer is never
-// older than the catalog.
+// The answer cache, a layer in front of the lookup (as CoreDNS's cache
+// plugin is in front of the next handler). Answers of the zone are a pure
+// function of the catalog at one index, the question (lower-cased), the
+// Docker networks the client is on and whether it sent EDNS0 with DO. So
+// each is looked up once per catalog index, kept as its records and
+// packed once: a repeated question costs a map lookup, a copy,
+// and rewriting the ID, the RD/CD/RA bits and the question's case; a
+// client with less room than the packed reply gets the kept records fitted
+// to its size, with no second lookup. When the catalog index moves, the
+// whole generation is dropped and the next queries look up again: a
+// cached answer is never older than the catalog.
 //
-// What is not cached goes the slow way (Handler.answer): forwarded names,
-// refusals, malformed queries, everything before the first Docker sync
-// (whose NXDOMAINs turn into SERVFAIL), and replies that would need
-// truncating for the client.
+// The cache keeps NOERROR and NXDOMAIN answers of the zone and of known
+// reverse names, for class IN. Everything else goes on from the same
+// lookup (respond): forwarded names, refusals, SERVFAIL; and queries the
+// cache never sees: malformed ones, everything before the first Docker
+// sync (whose NXDOMAINs turn into SERVFAIL), clients on a network past
+// maxKeyNetworks.
 
 const (
 	// maxCacheEntries bounds one generation, so a flood of random names
@@ -31,9 +36,9 @@ const (
 	// They are rotations of one shuffle, so with n ≤ maxVariants records
 	// every record comes first equally often.
 	maxVariants = 16
-	// maxViewNetworks is how many Docker networks a view key can tell
+	// maxKeyNetworks is how many Docker networks a cache key can tell
 	// apart; a client on a later network skips the cache.
-	maxViewNetworks = 64
+	maxKeyNetworks = 64
 )
 
 // generation is the cache of one catalog index, with the subnets of the
@@ -46,47 +51,35 @@ type generation struct {
 	entries  map[string]*cachedAnswer
 }
 
-// cachedAnswer is one question's packed replies: ID 0, question lower
-// case, RD, CD and RA clear.
+// cachedAnswer is one question's answer: its packed replies (ID 0,
+// question lower case, RD, CD and RA clear), and the records they were
+// packed from, for clients that need them fitted.
 type cachedAnswer struct {
 	variants [][]byte
 	rcode    int
+	name     string // the question, lower case
+	res      result // read-only: shared by every reply made from it
+	ns       []dns.RR
 }
 
-// replyPool recycles the buffers cached replies are written from.
-var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxUDPSize); return &b }}
-
-// networks returns the generation of the catalog's current index, making
-// a new one when the index moved.
-func (h *Handler) networks() *generation {
+// currentGeneration returns the generation of the catalog's current index,
+// making a new one when the index moved.
+func (h *Handler) currentGeneration() *generation {
 	idx := h.cat.Index()
 	if g := h.gen.Load(); g != nil && g.index == idx {
 		return g
 	}
-	prefixes, err := h.cat.Networks()
-	if err != nil {
-		h.log.Warn("read docker networks", "err", err)
-	}
-	g := &generation{index: idx, prefixes: prefixes, entries: make(map[string]*cachedAnswer)}
+	g := &generation{index: idx, prefixes: h.cat.Networks(), entries: make(map[string]*cachedAnswer)}
 	h.gen.Store(g)
 	return g
 }
 
-func (g *generation) contains(a netip.Addr) bool {
-	for _, p := range g.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// view returns the bit set of the networks client is on; ok is false when
-// it is on a network past maxViewNetworks.
-func (g *generation) view(client netip.Addr) (mask uint64, ok bool) {
+// networksOf returns the bit set of the networks client is on; ok is
+// false when it is on a network past maxKeyNetworks.
+func (g *generation) networksOf(client netip.Addr) (mask uint64, ok bool) {
 	for i, p := range g.prefixes {
 		if p.Contains(client) {
-			if i >= maxViewNetworks {
+			if i >= maxKeyNetworks {
 				return 0, false
 			}
 			mask |= 1 << i
@@ -116,15 +109,15 @@ func (g *generation) len() int {
 	return len(g.entries)
 }
 
-// keyHeader is the part of a cache key before the name: EDNS state, view,
-// query type.
+// keyHeader is the part of a cache key before the name: EDNS state, the
+// client's networks, query type.
 const keyHeader = 1 + 8 + 2
 
 // appendKey appends the cache key of a question: what answers depend on,
 // then the name in wire format, lower-cased.
-func appendKey(dst []byte, edns uint8, view uint64, qtype uint16, wireName []byte) []byte {
+func appendKey(dst []byte, edns uint8, nets uint64, qtype uint16, wireName []byte) []byte {
 	dst = append(dst, edns,
-		byte(view>>56), byte(view>>48), byte(view>>40), byte(view>>32), byte(view>>24), byte(view>>16), byte(view>>8), byte(view),
+		byte(nets>>56), byte(nets>>48), byte(nets>>40), byte(nets>>32), byte(nets>>24), byte(nets>>16), byte(nets>>8), byte(nets),
 		byte(qtype>>8), byte(qtype))
 	n := len(dst)
 	dst = append(dst, wireName...)
@@ -137,166 +130,118 @@ func appendKey(dst []byte, edns uint8, view uint64, qtype uint16, wireName []byt
 	return dst
 }
 
-// cacheQuery is what the cache needs of a query, from a *dns.Msg or
-// straight from a packet.
-type cacheQuery struct {
-	id       uint16
-	rd, cd   bool
-	qtype    uint16
-	edns     uint8  // 0: no OPT, 1: OPT, 2: OPT with DO
-	size     int    // the client's UDP size; 0 over TCP
-	wireName []byte // the question's name in wire format, its case as sent
+// cacheKey appends the cache key of req to dst and reports whether the
+// cache answers req: a client allowed to ask, class IN, the catalog
+// complete, a client whose networks make a key, a name of the zone or a
+// reverse name (told from the key's name, lower case already).
+func (h *Handler) cacheKey(dst []byte, req *request, acc *access) (key []byte, ok bool) {
+	if !acc.allowed || req.qclass != dns.ClassINET || !acc.keyed || !h.ready() {
+		return dst, false
+	}
+	key = appendKey(dst, req.edns, acc.mask, req.qtype, req.wireName())
+	return key, h.inZoneOrReverse(key[keyHeader:])
 }
 
-// cachedReply answers r from the cache, filling it on a miss, or returns
-// nil when r must go the slow way. The buffer goes back to replyPool after
-// the write.
-func (h *Handler) cachedReply(r *dns.Msg, client netip.Addr, tcp bool) *[]byte {
-	if r.Response || r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
-		return nil
-	}
-	q := r.Question[0]
-	if q.Qclass != dns.ClassINET {
-		return nil
-	}
-	cq := cacheQuery{id: r.Id, rd: r.RecursionDesired, cd: r.CheckingDisabled, qtype: q.Qtype}
-	if opt := r.IsEdns0(); opt != nil {
-		if opt.Version() != 0 {
-			return nil
-		}
-		cq.edns = 1
-		if opt.Do() {
-			cq.edns = 2
-		}
-		cq.size = max(minUDPSize, min(int(opt.UDPSize()), h.maxUDP))
-	} else {
-		cq.size = minUDPSize
-	}
-	if tcp {
-		cq.size = 0
-	}
-	var nameBuf [maxWireName]byte
-	n, err := dns.PackDomainName(q.Name, nameBuf[:], 0, nil, false)
-	if err != nil {
-		return nil
-	}
-	cq.wireName = nameBuf[:n]
-	buf := replyPool.Get().(*[]byte)
-	b := h.fromCache((*buf)[:0], &cq, client, true)
-	if b == nil {
-		replyPool.Put(buf)
-		return nil
-	}
-	*buf = b
-	return buf
-}
-
-// maxWireName is the longest name in wire format (RFC 1035 3.1).
-const maxWireName = 255
-
-// fromCache appends the reply to cq from the cache to dst and returns it,
-// or returns nil when the query must go the slow way: not ready, not
-// allowed, not a name of the zone or a reverse name, a miss when fill is
-// false, or too large for the client's UDP size.
-func (h *Handler) fromCache(dst []byte, cq *cacheQuery, client netip.Addr, fill bool) []byte {
-	if !h.ready() || !h.inZoneOrReverse(cq.wireName) {
-		return nil
-	}
-	g := h.networks()
-	mask, ok := g.view(client)
-	onDocker := mask != 0
-	if !ok || !h.allow.allows(client, onDocker) {
-		return nil
-	}
-	if h.mode == AddressHost {
-		mask = 0 // no answer depends on the client's networks
-	}
+// cachedReply is the UDP read loop's way in: it appends the cached reply
+// to req to dst when the cache holds one that fits the client as packed.
+// ok is false for anything else (a miss, a query the cache does not keep,
+// a reply to fit), which the slow path answers with respond.
+func (h *Handler) cachedReply(dst []byte, req *request) (_ []byte, ok bool) {
+	acc := h.access(req.client)
 	var keyBuf [keyHeader + maxWireName]byte
-	key := appendKey(keyBuf[:0], cq.edns, mask, cq.qtype, cq.wireName)
-	e := g.get(key)
+	key, ok := h.cacheKey(keyBuf[:0], req, &acc)
+	if !ok {
+		return dst, false
+	}
+	e := acc.gen.get(key)
 	if e == nil {
-		if !fill {
-			return nil
-		}
+		return dst, false
+	}
+	wire := e.variant()
+	if len(wire) > req.size {
+		return dst, false
+	}
+	h.met.countRcode(req.qtype, e.rcode)
+	b := append(dst, wire...)
+	req.patchReply(b, acc.ra)
+	return b, true
+}
+
+// fromCache is the cache layer of respond, for a query the cache keeps
+// (key, from cacheKey): a hit is written from its entry; a miss is looked
+// up once, kept when its answer is one the cache keeps, and written the
+// same way. hit is false when the answer is not kept; then out is what
+// the lookup found, for respond to finish without looking up again.
+func (h *Handler) fromCache(dst []byte, req *request, acc *access, key []byte) (_ []byte, out found, hit bool) {
+	e := acc.gen.get(key)
+	if e == nil {
 		name, _, err := dns.UnpackDomainName(key[keyHeader:], 0)
 		if err != nil {
-			return nil
+			return dst, found{}, false
 		}
-		if e = h.fill(name, cq.qtype, cq.edns, client); e == nil {
-			return nil
+		out = h.lookup(name, req.qtype, h.viewOf(req.client))
+		if !out.ours || out.rcode != dns.RcodeSuccess && out.rcode != dns.RcodeNameError {
+			return dst, out, false
 		}
-		g.put(key, e)
+		if e = h.newEntry(name, req.qtype, req.edns, out); e == nil {
+			return dst, out, false
+		}
+		acc.gen.put(key, e)
 	}
-	wire := e.variants[0]
+	h.met.countRcode(req.qtype, e.rcode)
+	var b []byte
+	if wire := e.variant(); len(wire) <= req.size {
+		b = append(dst, wire...)
+	} else {
+		var err error
+		if b, err = packInto(dst, h.fitEntry(e, req)); err != nil {
+			h.log.Warn("pack answer", "question", e.name, "err", err)
+			return nil, found{}, true
+		}
+	}
+	req.patchReply(b, acc.ra)
+	return b, found{}, true
+}
+
+// variant returns one of e's packed orders, at random.
+func (e *cachedAnswer) variant() []byte {
 	if n := len(e.variants); n > 1 {
-		wire = e.variants[rand.N(n)]
+		return e.variants[rand.N(n)]
 	}
-	if cq.size > 0 && len(wire) > cq.size {
-		return nil // needs truncating: the slow path keeps whole records
-	}
-	b := append(dst, wire...)
-	b[0], b[1] = byte(cq.id>>8), byte(cq.id)
-	if cq.rd {
-		b[2] |= 0x01
-	}
-	if h.fwd != nil && h.recursion.allows(client, onDocker) {
-		b[3] |= 0x80 // RA
-	}
-	if cq.cd {
-		b[3] |= 0x10
-	}
-	// The question as sent, its case included: same length, so records
-	// that point at the question by compression follow it.
-	copy(b[headerLen:], cq.wireName)
-	h.met.countRcode(cq.qtype, e.rcode)
-	return b
+	return e.variants[0]
 }
 
-// headerLen is the length of a DNS header; the question starts after it.
-const headerLen = 12
-
-// Reverse zones, in wire format.
-var (
-	wireInAddrArpa = []byte("\x07in-addr\x04arpa\x00")
-	wireIP6Arpa    = []byte("\x03ip6\x04arpa\x00")
-)
-
-// inZoneOrReverse reports whether a wire-format name is in the zone or a
-// reverse zone: whole labels compared, ASCII case ignored.
-func (h *Handler) inZoneOrReverse(name []byte) bool {
-	for off := 0; off < len(name) && name[off] != 0; off += int(name[off]) + 1 {
-		rest := name[off:]
-		if bytes.EqualFold(rest, h.zoneWire) || bytes.EqualFold(rest, wireInAddrArpa) || bytes.EqualFold(rest, wireIP6Arpa) {
-			return true
-		}
+// fitEntry is the reply to req from e's records, in random order, fitted
+// to the client's size: what a client gets when the packed reply is too
+// large for it.
+func (h *Handler) fitEntry(e *cachedAnswer, req *request) *dns.Msg {
+	resp := &dns.Msg{Question: []dns.Question{{Name: e.name, Qtype: req.qtype, Qclass: dns.ClassINET}}}
+	resp.Response, resp.Authoritative, resp.Rcode, resp.Ns = true, true, e.rcode, e.ns
+	if req.edns != ednsNone {
+		resp.SetEdns0(uint16(h.maxUDP), req.edns == ednsDO)
 	}
-	return bytes.Equal(h.zoneWire, []byte{0})
+	h.fit(resp, e.res.shuffled(), req.size, req.client)
+	return resp
 }
 
-// fill answers a question (name lower case) as the slow path would, for a
-// client with the given view, and packs the reply in up to maxVariants
-// orders. It returns nil for what is not cached.
-func (h *Handler) fill(name string, qtype uint16, edns uint8, client netip.Addr) *cachedAnswer {
-	resp := new(dns.Msg)
-	resp.Response = true
-	resp.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}}
+// newEntry packs a lookup's outcome for a question (name lower case) in
+// up to maxVariants orders. It returns nil when the answer does not pack.
+func (h *Handler) newEntry(name string, qtype uint16, edns uint8, out found) *cachedAnswer {
+	resp := &dns.Msg{Question: []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}}}
+	resp.Response, resp.Authoritative, resp.Rcode, resp.Ns, resp.Compress = true, true, out.rcode, out.ns, true
 	var opt *dns.OPT
-	if edns > 0 {
-		resp.SetEdns0(uint16(h.maxUDP), edns == 2)
+	if edns != ednsNone {
+		resp.SetEdns0(uint16(h.maxUDP), edns == ednsDO)
 		opt = resp.IsEdns0()
 	}
-	res, ours := h.local(resp, resp.Question[0], view{mode: h.mode, client: client}, false)
-	if !ours || resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
-		return nil
-	}
-	resp.Compress = true
+	res := out.res
 	n := len(res.answer)
 	variants := 1
 	if n > 1 {
 		variants = min(n, maxVariants)
 		shuffle(res)
 	}
-	e := &cachedAnswer{rcode: resp.Rcode, variants: make([][]byte, 0, variants)}
+	e := &cachedAnswer{rcode: out.rcode, name: name, res: res, ns: out.ns, variants: make([][]byte, 0, variants)}
 	for i := range variants {
 		rot := result{answer: rotate(res.answer, i*n/variants)}
 		if res.glue != nil {
@@ -317,4 +262,25 @@ func (h *Handler) fill(name string, qtype uint16, edns uint8, client netip.Addr)
 func rotate[T any](s []T, k int) []T {
 	out := make([]T, 0, len(s))
 	return append(append(out, s[k:]...), s[:k]...)
+}
+
+// Reverse zones, in wire format.
+var (
+	wireInAddrArpa = []byte("\x07in-addr\x04arpa\x00")
+	wireIP6Arpa    = []byte("\x03ip6\x04arpa\x00")
+)
+
+// inZoneOrReverse reports whether a wire-format name in lower case (a
+// cache key's) is in the zone or a reverse zone, whole labels compared.
+// The zones are lower case too, so this is a byte comparison: it runs for
+// every query the read loop answers, where bytes.EqualFold (which goes
+// byte by byte before it looks at lengths) cost 250 instructions a query.
+func (h *Handler) inZoneOrReverse(lower []byte) bool {
+	for off := 0; off < len(lower) && lower[off] != 0; off += int(lower[off]) + 1 {
+		rest := lower[off:]
+		if bytes.Equal(rest, h.zoneWire) || bytes.Equal(rest, wireInAddrArpa) || bytes.Equal(rest, wireIP6Arpa) {
+			return true
+		}
+	}
+	return len(h.zoneWire) == 1 // the root zone: every name
 }

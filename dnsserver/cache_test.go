@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -133,4 +134,109 @@ func TestCacheBounded(t *testing.T) {
 	if n := h.gen.Load().len(); n > maxCacheEntries {
 		t.Fatalf("%d entries, bound %d", n, maxCacheEntries)
 	}
+}
+
+// The cache keeps only names of the zone and of the reverse zones: whole
+// labels from the end, any case (the key's name is lower case).
+func TestInZoneOrReverse(t *testing.T) {
+	h := newHandler(t, testConfig(seed(t)))
+	for name, want := range map[string]bool{
+		"books-ms.service.local.":           true,
+		"BOOKS-MS.Service.LOCAL.":           true,
+		"local.":                            true,
+		"5.0.17.172.in-addr.arpa.":          true,
+		"5.0.17.172.IN-ADDR.Arpa.":          true,
+		"b.a.9.8.ip6.ARPA.":                 true,
+		"books-ms.service.xlocal.":          false,
+		"local.example.":                    false,
+		"service.local.example.":            false,
+		"in-addr.arpa.example.":             false,
+		"example.com.":                      false,
+		".":                                 false,
+		"localx.":                           false,
+		"4.3.2.1.in-addr.arpa.service.net.": false,
+	} {
+		wire := make([]byte, maxWireName)
+		n, err := dns.PackDomainName(name, wire, 0, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.inZoneOrReverse(appendKey(nil, 0, 0, 0, wire[:n])[keyHeader:]); got != want {
+			t.Errorf("inZoneOrReverse(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// An answer too large for a client is looked up once and kept, and a
+// client with less room than the packed reply gets the kept records fitted
+// to its size: the entry's own records, not a second lookup. Checked by
+// cutting the kept records to three after the entry is made: a reply from
+// them has three answers and no TC; one from a new lookup would have all
+// that fit of the 60, with TC.
+func TestCacheFitsOversizedAnswer(t *testing.T) {
+	query := func() *dns.Msg { return newQuery("big.service.local.", dns.TypeSRV, 0) }
+	newBig := func(t *testing.T) *Handler {
+		cat := catalog.New()
+		bigService(t, cat, 60)
+		return newHandler(t, testConfig(cat))
+	}
+	// keepThree cuts the records of every kept answer to their first
+	// three, leaving the packed replies (too large for 512 bytes) as they
+	// are.
+	keepThree := func(t *testing.T, h *Handler) {
+		g := h.gen.Load()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.entries) != 1 {
+			t.Fatalf("%d cache entries after one question, want 1", len(g.entries))
+		}
+		for k, e := range g.entries {
+			c := *e
+			c.res = result{answer: e.res.answer[:3], glue: e.res.glue[:3]}
+			g.entries[k] = &c
+		}
+	}
+	check := func(t *testing.T, resp *dns.Msg) {
+		t.Helper()
+		if resp.Rcode != dns.RcodeSuccess || resp.Truncated || len(resp.Answer) != 3 || len(resp.Extra) != 3 {
+			t.Fatalf("rcode %s, TC=%v, %d answers, %d additional: want the 3 kept records, no TC (a second lookup gives more, with TC)",
+				dns.RcodeToString[resp.Rcode], resp.Truncated, len(resp.Answer), len(resp.Extra))
+		}
+		if q := resp.Question[0].Name; q != "big.service.local." {
+			t.Fatalf("question %q", q)
+		}
+	}
+
+	t.Run("the oversized miss is kept", func(t *testing.T) {
+		h := newBig(t)
+		resp := serveDNS(t, h, query(), loopback, false)
+		if !resp.Truncated || len(resp.Answer) == 0 {
+			t.Fatalf("TC=%v, %d answers: want TC with what fits", resp.Truncated, len(resp.Answer))
+		}
+		keepThree(t, h) // fails unless the miss made the entry
+		check(t, serveDNS(t, h, query(), loopback, false))
+	})
+	t.Run("filled over TCP, fitted for UDP", func(t *testing.T) {
+		h := newBig(t)
+		if resp := serveDNS(t, h, query(), loopback, true); resp.Truncated || len(resp.Answer) != 60 {
+			t.Fatalf("TCP: TC=%v, %d answers, want all 60", resp.Truncated, len(resp.Answer))
+		}
+		keepThree(t, h)
+		check(t, serveDNS(t, h, query(), loopback, false))
+	})
+	t.Run("through the server's UDP read loop", func(t *testing.T) {
+		h := newBig(t)
+		addr := serve(t, h)
+		c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+		if _, _, err := c.Exchange(query(), addr); err != nil {
+			t.Fatal(err)
+		}
+		keepThree(t, h)
+		c.Net = "udp"
+		resp, _, err := c.Exchange(query(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, resp)
+	})
 }

@@ -50,6 +50,7 @@ func FuzzServeDNS(f *testing.F) {
 		return m, nil
 	}}
 	h := newHandler(f, cfg)
+	loop := readLoop(h, nil)
 
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		if len(wire) < 12 {
@@ -69,14 +70,15 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		for _, tcp := range []bool{false, true} {
 			before := testutil.ToFloat64(h.met.panics)
-			resp := h.answer(t.Context(), req.Copy(), netip.MustParseAddr("127.0.0.1"), tcp)
+			w := newRecorder(netip.MustParseAddr("127.0.0.1"), tcp)
+			h.ServeDNS(w, req.Copy())
 			if testutil.ToFloat64(h.met.panics) != before {
 				t.Fatalf("handler panicked on %x", wire)
 			}
-			out, err := resp.Pack()
-			if err != nil {
-				t.Fatalf("reply does not pack: %v\nquery %v\nreply %v", err, req, resp)
+			if w.msg == nil {
+				t.Fatalf("no reply, or one that does not unpack, to %v", req)
 			}
+			resp, out := w.msg, w.wire
 			if !tcp {
 				limit := minUDPSize
 				if opt := req.IsEdns0(); opt != nil {
@@ -94,7 +96,7 @@ func FuzzServeDNS(f *testing.F) {
 		// whatever it answers is a well-formed reply to this very query,
 		// within the client's size.
 		serveDNS(t, h, req.Copy(), netip.MustParseAddr("127.0.0.1"), false)
-		out, ok := h.packetReply(nil, wire, netip.MustParseAddr("127.0.0.1"))
+		out, ok := loop.packetReply(wire, netip.MustParseAddr("127.0.0.1"))
 		if !ok {
 			return
 		}
@@ -102,12 +104,10 @@ func FuzzServeDNS(f *testing.F) {
 		if err := fast.Unpack(out); err != nil {
 			t.Fatalf("packet-path reply does not unpack: %v", err)
 		}
-		cq, qend, _ := parsePlainQuery(wire)
-		limit := minUDPSize
-		if cq.edns > 0 {
-			limit = max(minUDPSize, min(cq.size, h.maxUDP))
-		}
-		if fast.Id != req.Id || !fast.Response || len(out) > limit || string(out[headerLen:qend]) != string(wire[headerLen:qend]) {
+		var pr request
+		pr.fromPacket(wire, netip.MustParseAddr("127.0.0.1"), h.maxUDP)
+		qend := headerLen + pr.wireLen + 4
+		if fast.Id != req.Id || !fast.Response || len(out) > pr.size || string(out[headerLen:qend]) != string(wire[headerLen:qend]) {
 			t.Fatalf("packet-path reply %v (%d bytes) to %v", fast, len(out), req)
 		}
 	})

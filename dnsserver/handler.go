@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,8 @@ type Forwarder interface {
 }
 
 // Limiter limits UDP responses per client; ratelimit.Limiter is one.
+// Allow charges one response to client and reports whether it is within
+// the limit. It must be safe for concurrent use.
 type Limiter interface {
 	Allow(client netip.Addr) bool
 }
@@ -44,6 +48,14 @@ type Config struct {
 	NegativeTTL uint32
 	// AddressMode picks the addresses answers give; the zero value is auto.
 	AddressMode AddressMode
+	// Node is this node's name, as its watcher writes it on its
+	// containers. A Docker container of another node (a cluster peer's)
+	// is answered with its address on a network that spans hosts to a
+	// client on that network (as this host's networks in the catalog say),
+	// else with its published host address, else not at all, whatever the
+	// address mode but host (published only). "" = every container is this
+	// node's.
+	Node string
 	// MaxUDPSize caps the EDNS0 size a UDP answer may fill; 0 = 1232, the
 	// size that avoids IP fragmentation (DNS flag day 2020).
 	MaxUDPSize int
@@ -59,13 +71,13 @@ type Config struct {
 	// the zone that are not found get SERVFAIL instead of NXDOMAIN, so no
 	// client caches a false negative. nil = always ready.
 	Ready func() bool
-	// RateLimiter limits UDP responses per client network; over the limit
-	// a client gets an empty reply with TC set (a "slip"), which sends a
-	// real client to TCP. nil = no limit.
-	RateLimiter Limiter
 	// NSAddrs are the addresses of ns.<zone>, the name server name of the
 	// SOA and NS records; none = ns.<zone> answers NODATA.
 	NSAddrs []netip.Addr
+	// ReverseZones are subnets whose reverse zones are answered with
+	// authority (reverse.go), besides those of the Docker networks in the
+	// catalog; none = only those.
+	ReverseZones []netip.Prefix
 	// Logger gets one Debug line per failed write or forward; nil = discard.
 	Logger *slog.Logger
 	// Registerer receives the svcdns_dns_* metrics; nil = not registered.
@@ -83,21 +95,22 @@ const (
 // the zone. It is a dns.Handler, safe for concurrent use; every answer is
 // computed from one catalog read and never blocks writers.
 type Handler struct {
-	cat       *catalog.Catalog
-	zone      string // lower-case FQDN
-	zoneWire  []byte // the zone in wire format
-	ttl       uint32
-	negTTL    uint32
-	mode      AddressMode
-	maxUDP    int
-	allow     ACL
-	recursion ACL
-	fwd       Forwarder
-	ready     func() bool
-	limiter   Limiter
-	nsAddrs   []netip.Addr
-	log       *slog.Logger
-	met       *metrics
+	cat          *catalog.Catalog
+	zone         string // lower-case FQDN
+	zoneWire     []byte // the zone in wire format, lower case
+	ttl          uint32
+	negTTL       uint32
+	mode         AddressMode
+	node         string
+	maxUDP       int
+	allow        ACL
+	recursion    ACL
+	fwd          Forwarder
+	ready        func() bool
+	nsAddrs      []netip.Addr
+	reverseZones []netip.Prefix
+	log          *slog.Logger
+	met          *metrics
 
 	gen atomic.Pointer[generation] // the answer cache of the current catalog index
 }
@@ -126,9 +139,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		cat: cfg.Catalog, zone: zone, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, mode: cfg.AddressMode,
+		cat: cfg.Catalog, zone: zone, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, mode: cfg.AddressMode, node: cfg.Node,
 		maxUDP: maxUDP, allow: cfg.Allow, recursion: cfg.RecursionAllow, fwd: cfg.Forwarder,
-		ready: cfg.Ready, limiter: cfg.RateLimiter, log: log, met: met,
+		ready: cfg.Ready, log: log, met: met,
+	}
+	for _, p := range cfg.ReverseZones {
+		if !p.IsValid() || p.Bits() == 0 || p.Addr().Is4In6() {
+			return nil, fmt.Errorf("dnsserver: reverse zone %s: want a CIDR of IPv4 or IPv6 addresses, not /0", p)
+		}
+		h.reverseZones = append(h.reverseZones, p.Masked())
 	}
 	for _, a := range cfg.NSAddrs {
 		h.nsAddrs = append(h.nsAddrs, a.Unmap())
@@ -163,46 +182,59 @@ func NormalizeZone(zone string) (string, error) {
 // Zone returns the zone answered from the catalog, a lower-case FQDN.
 func (h *Handler) Zone() string { return h.zone }
 
-// ServeDNS answers one query. Nothing in it ends the process: a panic
-// becomes SERVFAIL and a count.
+// QueriesByRcode returns the queries answered so far by response code
+// name ("NOERROR", "NXDOMAIN", ..., "other"): svcdns_dns_queries_total
+// summed over query types, read from the counters without a registry
+// Gather, so it is cheap enough to sample every few seconds (the
+// dashboard's query rates).
+func (h *Handler) QueriesByRcode() map[string]float64 { return h.met.byRcode() }
+
+// ServeDNS answers one query, over TCP or UDP: it reads the request from
+// r once and answers it with respond. A panic while answering becomes
+// SERVFAIL and a count in svcdns_dns_panics_total (recoverQuery), as in
+// CoreDNS's ServeDNS.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
 	client, tcp := clientOf(w.RemoteAddr())
-	if uw, ok := w.(*udpWriter); ok && uw.rateChecked {
-		// The read loop charged this packet to the limiter already.
-	} else if !tcp && h.limiter != nil && !h.limiter.Allow(client) {
-		h.write(w, client, h.slip(r))
-		return
-	}
-	if b := h.cachedReply(r, client, tcp); b != nil {
-		if _, err := w.Write(*b); err != nil {
+	defer h.recoverQuery(w, r, client)
+	var req request
+	if reject := req.fromMsg(r, client, tcp, h.maxUDP); reject != nil {
+		h.met.count(r, reject)
+		if err := w.WriteMsg(reject); err != nil {
 			h.log.Debug("write response", "client", client, "err", err)
 		}
-		replyPool.Put(b)
 		return
 	}
-	h.write(w, client, h.answer(context.Background(), r, client, tcp))
+	buf := replyPool.Get().(*[]byte)
+	b := h.respond(context.Background(), (*buf)[:0], &req)
+	if b != nil {
+		h.met.latency.Observe(time.Since(start).Seconds())
+		if _, err := w.Write(b); err != nil {
+			h.log.Debug("write response", "client", client, "err", err)
+		}
+		*buf = b[:0]
+	}
+	replyPool.Put(buf)
 }
 
-func (h *Handler) write(w dns.ResponseWriter, client netip.Addr, resp *dns.Msg) {
+// recoverQuery is deferred by ServeDNS: a panic answering r is logged,
+// counted and answered with SERVFAIL, and the process goes on.
+func (h *Handler) recoverQuery(w dns.ResponseWriter, r *dns.Msg, client netip.Addr) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	h.met.panics.Inc()
+	h.log.Error("panic answering a query", "client", client, "question", questionString(r), "panic", p, "stack", string(debug.Stack()))
+	resp := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+	h.met.count(r, resp)
 	if err := w.WriteMsg(resp); err != nil {
 		h.log.Debug("write response", "client", client, "err", err)
 	}
 }
 
-// slip is the reply to a client over the rate limit: empty, with TC set.
-// It costs a spoofed victim less than the answer would, and moves a real
-// client to TCP, which is not limited.
-func (h *Handler) slip(r *dns.Msg) *dns.Msg {
-	h.met.rateLimited.Inc()
-	resp := new(dns.Msg)
-	if len(r.Question) != 1 {
-		return resp.SetRcodeFormatError(r)
-	}
-	resp.SetReply(r)
-	resp.Truncated = true
-	h.met.count(r, resp)
-	return resp
-}
+// replyPool recycles the buffers replies are packed into.
+var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxUDPSize); return &b }}
 
 // clientOf returns the client's address (unmapped) and whether it came
 // over TCP.
@@ -218,116 +250,162 @@ func clientOf(a net.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// answer computes the reply to r from client, without the cache; it never
-// returns nil.
-func (h *Handler) answer(ctx context.Context, r *dns.Msg, client netip.Addr, tcp bool) (resp *dns.Msg) {
-	defer func() {
-		if p := recover(); p != nil {
-			h.met.panics.Inc()
-			h.log.Error("panic answering a query", "client", client, "question", questionString(r), "panic", p)
-			resp = new(dns.Msg)
-			resp.SetRcode(r, dns.RcodeServerFailure)
+// access is what an answer depends on about its client, decided once per
+// query: the cache generation, the client's networks in it, and the ACLs.
+type access struct {
+	gen *generation
+	// mask is the set of gen's networks the client is on; 0 in host mode,
+	// where no answer depends on them.
+	mask uint64
+	// keyed: mask tells the client's networks apart (none past
+	// maxKeyNetworks), so the cache can keep its answers.
+	keyed   bool
+	allowed bool // the client may query (--allow)
+	ra      bool // a forwarder, and the client may recurse: RA set, names outside the zone forwarded
+}
+
+func (h *Handler) access(client netip.Addr) access {
+	g := h.currentGeneration()
+	mask, keyed := g.networksOf(client)
+	onDocker := mask != 0 || !keyed
+	a := access{gen: g, mask: mask, keyed: keyed, allowed: h.allow.allows(client, onDocker)}
+	a.ra = h.fwd != nil && h.recursion.allows(client, onDocker)
+	if h.mode == AddressHost {
+		a.mask = 0
+	}
+	return a
+}
+
+// respond appends the packed reply to req to dst; nil when there is none
+// to send (a reply that does not pack, logged). For what the cache keeps,
+// the cache layer in front of the lookup (fromCache); for the rest, or
+// what the cache's lookup found and it does not keep, reply.
+func (h *Handler) respond(ctx context.Context, dst []byte, req *request) []byte {
+	acc := h.access(req.client)
+	var keyBuf [keyHeader + maxWireName]byte
+	if key, ok := h.cacheKey(keyBuf[:0], req, &acc); ok {
+		b, out, hit := h.fromCache(dst, req, &acc, key)
+		if hit {
+			return b
 		}
-	}()
-	resp = h.respond(ctx, r, client, tcp)
-	h.met.count(r, resp)
+		return h.finish(dst, req, h.reply(ctx, req, &acc, &out))
+	}
+	return h.finish(dst, req, h.reply(ctx, req, &acc, nil))
+}
+
+// reply builds the reply to req as a message: refusals, then the lookup's
+// answer (out, when the cache's lookup made one; nil to look up here),
+// fitted to the client, or the forwarder's.
+func (h *Handler) reply(ctx context.Context, req *request, acc *access, out *found) *dns.Msg {
+	if !acc.allowed {
+		return h.refusal(req, false)
+	}
+	if req.qclass != dns.ClassINET && req.qclass != dns.ClassANY {
+		return h.refusal(req, acc.ra)
+	}
+	if out == nil {
+		f := h.lookup(req.text(), req.qtype, h.viewOf(req.client))
+		out = &f
+	}
+	if !out.ours {
+		if !acc.ra || !req.rd {
+			// Not ours, and no recursion: for this client, or the client
+			// did not ask for it (RFC 1035 4.3.1).
+			return h.refusal(req, acc.ra)
+		}
+		resp := req.reply(h.maxUDP)
+		resp.RecursionAvailable = true
+		if ex, ok := ctx.Value(explainKey{}).(*explaining); ok {
+			ex.forwarded = true // Explain says so, and sends nothing upstream
+			return resp
+		}
+		return h.forward(ctx, req, resp)
+	}
+	resp := req.reply(h.maxUDP)
+	resp.RecursionAvailable = acc.ra
+	resp.Authoritative, resp.Rcode, resp.Ns = true, out.rcode, out.ns
+	if len(out.res.answer) > 0 {
+		shuffle(out.res)
+		h.fit(resp, out.res, req.size, req.client)
+	}
 	return resp
 }
 
-func (h *Handler) respond(ctx context.Context, r *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
-	resp := new(dns.Msg)
-	if r.Response || r.Opcode != dns.OpcodeQuery {
-		return resp.SetRcode(r, dns.RcodeNotImplemented)
-	}
-	if len(r.Question) != 1 {
-		return resp.SetRcodeFormatError(r)
-	}
-	resp.SetReply(r)
-	opt := r.IsEdns0()
-	size := minUDPSize
-	if opt != nil {
-		// The reply's OPT says what we accept, and copies DO (RFC 3225).
-		resp.SetEdns0(uint16(h.maxUDP), opt.Do())
-		if opt.Version() != 0 {
-			resp.Rcode = dns.RcodeBadVers // RFC 6891 6.1.3
-			return resp
-		}
-		size = max(minUDPSize, min(int(opt.UDPSize()), h.maxUDP))
-	}
-	q := r.Question[0]
-	nets := h.networks()
-	onDocker := nets.contains(client)
-	if !h.allow.allows(client, onDocker) {
-		resp.Rcode = dns.RcodeRefused
-		return resp
-	}
-	recursion := h.fwd != nil && h.recursion.allows(client, onDocker)
-	resp.RecursionAvailable = recursion
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		resp.Rcode = dns.RcodeRefused
-		return resp
-	}
-	res, ours := h.local(resp, q, view{mode: h.mode, client: client}, true)
-	if !ours {
-		if !recursion {
-			resp.Rcode = dns.RcodeRefused
-			return resp
-		}
-		return h.forward(ctx, r, resp, size, tcp)
-	}
-	if resp.Rcode == dns.RcodeSuccess && len(res.answer) > 0 {
-		shuffle(res)
-		h.fit(resp, res, size, tcp)
-	}
+// refusal is the REFUSED reply to req; ra says whether the client may
+// recurse.
+func (h *Handler) refusal(req *request, ra bool) *dns.Msg {
+	resp := req.reply(h.maxUDP)
+	resp.RecursionAvailable = ra
+	resp.Rcode = dns.RcodeRefused
 	return resp
 }
 
-// local answers q if it is a name of the zone, or the reverse name of a
-// known address: the rcode, the AA bit and the SOA of a negative answer go
-// into resp, the positive answer is returned for the caller to order and
-// fit. It reports false for any other name, which is forwarded or refused.
-// ready says whether to honour Config.Ready (the cache never stores what
-// depends on it).
-func (h *Handler) local(resp *dns.Msg, q dns.Question, v view, ready bool) (result, bool) {
-	name := lowerASCII(q.Name)
-	labels, inZone := splitRelative(name, h.zone)
+// finish counts resp and packs it into dst.
+func (h *Handler) finish(dst []byte, req *request, resp *dns.Msg) []byte {
+	h.met.countRcode(req.qtype, resp.Rcode)
+	b, err := packInto(dst, resp)
+	if err != nil {
+		h.log.Debug("pack response", "client", req.client, "question", req.text(), "err", err)
+		return nil
+	}
+	return b
+}
+
+// packInto packs m into dst's storage (dst is empty; a larger buffer is
+// made when m does not fit its capacity).
+func packInto(dst []byte, m *dns.Msg) ([]byte, error) {
+	return m.PackBuffer(dst[:cap(dst)])
+}
+
+// found is what a lookup found for a name: whether it is ours (a name of
+// the zone or of a served reverse zone, or the reverse name of a known
+// address; anything else is forwarded or refused), the rcode, a positive answer's records, and a
+// negative answer's SOA.
+type found struct {
+	ours  bool
+	rcode int
+	res   result
+	ns    []dns.RR
+}
+
+// lookup answers a name (as sent: the records carry its case) from the
+// catalog in the view v.
+func (h *Handler) lookup(name string, qtype uint16, v view) found {
+	lname := lowerASCII(name)
+	labels, inZone := splitRelative(lname, h.zone)
+	var res result
+	var err error
+	soaOwner := h.zone
 	if !inZone {
-		addr, ok := reverseAddr(name)
-		if !ok {
-			return result{}, false
+		var ours bool
+		if res, soaOwner, ours, err = h.servedReverse(dns.Question{Name: name, Qtype: qtype}, lname); !ours {
+			return found{}
 		}
-		res, err := h.reverse(q.Name, addr, q.Qtype)
-		if err != nil {
-			h.log.Warn("reverse lookup failed", "question", q.Name, "err", err)
-		}
-		if len(res.answer) == 0 {
-			return result{}, false
-		}
-		resp.Authoritative = true
-		return res, true
 	}
-	resp.Authoritative = true
-	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
-		resp.Rcode = dns.RcodeRefused
-		return result{}, true
+	if qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
+		return found{ours: true, rcode: dns.RcodeRefused}
 	}
-	res, err := h.lookupZone(q.Name, labels, q.Qtype, v)
-	if errors.Is(err, errNXDomain) && ready && !h.ready() {
+	if inZone {
+		res, err = h.lookupZone(name, labels, qtype, v)
+	} else if soaOwner == "" {
+		return found{ours: true, res: res} // a known address outside the served zones
+	}
+	if errors.Is(err, errNXDomain) && !h.ready() {
 		err = errNotReady
 	}
 	if err == nil {
-		return res, true
+		return found{ours: true, res: res}
 	}
-	resp.Rcode = rcodeFor(err)
-	switch resp.Rcode {
+	out := found{ours: true, rcode: rcodeFor(err)}
+	switch out.rcode {
 	case dns.RcodeServerFailure:
 		if !errors.Is(err, errNotReady) {
-			h.log.Warn("zone lookup failed", "question", q.Name, "err", err)
+			h.log.Warn("zone lookup failed", "question", name, "err", err)
 		}
 	case dns.RcodeSuccess, dns.RcodeNameError:
-		resp.Ns = []dns.RR{soaRR(h.zone, h.zone, h.cat.Index(), h.negTTL, h.negTTL)}
+		out.ns = []dns.RR{soaRR(soaOwner, h.zone, h.cat.Index(), h.negTTL, h.negTTL)}
 	}
-	return result{}, true
+	return out
 }
 
 // lowerASCII lower-cases the ASCII letters of s only (DNS names compare
@@ -365,90 +443,24 @@ func rcodeFor(err error) int {
 	return dns.RcodeServerFailure
 }
 
-// shuffle puts the answers, each with its glue, in random order: clients
-// that take the first record spread over all instances.
-func shuffle(res result) {
-	rand.Shuffle(len(res.answer), func(i, j int) {
-		res.answer[i], res.answer[j] = res.answer[j], res.answer[i]
-		if res.glue != nil {
-			res.glue[i], res.glue[j] = res.glue[j], res.glue[i]
-		}
-	})
-}
-
-// fit puts as many answers, each with its glue, into resp as fit the
-// client's size: everything over TCP, whole records only over UDP, with TC
-// set when any answer had to be left out.
-func (h *Handler) fit(resp *dns.Msg, res result, size int, tcp bool) {
-	resp.Compress = true
-	opt := resp.IsEdns0()
-	res.assemble(resp, len(res.answer), opt)
-	if tcp {
-		size = dns.MaxMsgSize
-	}
-	if resp.Len() <= size {
-		return
-	}
-	// The largest n whose message fits: lengths grow with n, so a binary
-	// search finds it in log2(len) packings.
-	lo, hi := 0, len(res.answer) // fits(lo) is assumed; hi does not fit
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		res.assemble(resp, mid, opt)
-		if resp.Len() <= size {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	res.assemble(resp, lo, opt)
-	resp.Truncated = true
-	h.met.truncated.Inc()
-}
-
-// assemble puts the first n answers into resp, with their glue, each
-// record once, and opt (if not nil) last.
-func (res result) assemble(resp *dns.Msg, n int, opt *dns.OPT) {
-	resp.Answer = res.answer[:n]
-	resp.Extra = resp.Extra[:0]
-	if res.glue != nil {
-		for _, g := range res.glue[:n] {
-			for _, rr := range g {
-				if !containsRR(resp.Extra, rr) {
-					resp.Extra = append(resp.Extra, rr)
-				}
-			}
-		}
-	}
-	if opt != nil {
-		resp.Extra = append(resp.Extra, opt)
-	}
-}
-
-func containsRR(rrs []dns.RR, rr dns.RR) bool {
-	for _, x := range rrs {
-		if dns.IsDuplicate(x, rr) {
-			return true
-		}
-	}
-	return false
-}
-
 // forward sends a name outside the zone upstream and fits the reply to the
-// client.
-func (h *Handler) forward(ctx context.Context, r, resp *dns.Msg, size int, tcp bool) *dns.Msg {
-	up, err := h.fwd.Forward(ctx, r)
-	if err != nil {
-		h.log.Debug("forward failed", "question", questionString(r), "err", err)
-		resp.Rcode = dns.RcodeServerFailure
-		return resp
+// client; resp, SERVFAIL, when that fails.
+func (h *Handler) forward(ctx context.Context, req *request, resp *dns.Msg) *dns.Msg {
+	r, err := req.message()
+	if err == nil {
+		var up *dns.Msg
+		if up, err = h.fwd.Forward(ctx, r); err == nil {
+			up.RecursionAvailable = true
+			up.Authoritative = false
+			if !req.tcp {
+				up.Truncate(req.size)
+			}
+			return up
+		}
 	}
-	up.RecursionAvailable = true
-	up.Authoritative = false
-	if !tcp {
-		up.Truncate(size)
-	}
-	return up
+	h.log.Debug("forward failed", "question", req.text(), "err", err)
+	resp.Rcode = dns.RcodeServerFailure
+	return resp
 }
 
 func questionString(r *dns.Msg) string {

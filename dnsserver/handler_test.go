@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/svcdns/svcdns/catalog"
 )
@@ -73,6 +74,8 @@ func TestNamingTable(t *testing.T) {
 		{name: "unknown tag", client: loopback, qname: "v3.books-ms.service.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa}},
 		{name: "RFC 2782 protocol", client: onBridge, qname: "_books-ms._tcp.service.local.", qtype: dns.TypeSRV,
 			answer: []string{"_books-ms._tcp.service.local. 5 IN SRV 1 1 8080 books-1.container.local.", "_books-ms._tcp.service.local. 5 IN SRV 1 1 8080 books-2.container.local."}},
+		{name: "RFC 2782 protocol, A: the addresses", client: loopback, qname: "_books-ms._tcp.service.local.", qtype: dns.TypeA,
+			answer: []string{"_books-ms._tcp.service.local. 5 IN A 192.168.1.10", "_books-ms._tcp.service.local. 5 IN A 172.17.0.3"}},
 		{name: "RFC 2782 tag", client: loopback, qname: "_books-ms._v1.service.local.", qtype: dns.TypeSRV,
 			answer: []string{"_books-ms._v1.service.local. 5 IN SRV 1 1 32768 books-1.container.local."},
 			extra:  []string{"books-1.container.local. 5 IN A 192.168.1.10"}},
@@ -141,8 +144,8 @@ func TestNamingTable(t *testing.T) {
 			answer: []string{"2.0.17.172.in-addr.arpa. 5 IN PTR books-1.container.local."}},
 		{name: "PTR of an IPv6 container address", client: loopback, qname: "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
 			answer: []string{"5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.d.f.ip6.arpa. 5 IN PTR multi.container.local."}},
-		{name: "PTR of an unhealthy container: forwarded", client: loopback, qname: "4.0.17.172.in-addr.arpa.", qtype: dns.TypePTR,
-			rcode: dns.RcodeNameError, noAA: true},
+		{name: "PTR of an unhealthy container: NXDOMAIN in its network's reverse zone", client: loopback, qname: "4.0.17.172.in-addr.arpa.", qtype: dns.TypePTR,
+			rcode: dns.RcodeNameError, ns: []string{"17.172.in-addr.arpa. 3 IN SOA ns.local. hostmaster.local. 0 3600 600 86400 3"}},
 
 		// The zone's own names and branches.
 		{name: "apex SOA", client: loopback, qname: "local.", qtype: dns.TypeSOA,
@@ -155,6 +158,7 @@ func TestNamingTable(t *testing.T) {
 		{name: "branch service.: NODATA", client: loopback, qname: "service.local.", qtype: dns.TypeA, ns: []string{soa}},
 		{name: "branch container.: NODATA", client: loopback, qname: "container.local.", qtype: dns.TypeA, ns: []string{soa}},
 		{name: "branch _tcp: NODATA", client: loopback, qname: "_tcp.service.local.", qtype: dns.TypeSRV, ns: []string{soa}},
+		{name: "branch _udp: NODATA", client: loopback, qname: "_udp.service.local.", qtype: dns.TypeSRV, ns: []string{soa}},
 		{name: "branch _<tag> of a tag in use: NODATA", client: loopback, qname: "_v1.service.local.", qtype: dns.TypeSRV, ns: []string{soa}},
 		{name: "branch _<tag> of no tag: NXDOMAIN", client: loopback, qname: "_v9.service.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa}},
 		{name: "branch _tcp.<service>: NODATA", client: loopback, qname: "_tcp.web.service.local.", qtype: dns.TypeSRV, ns: []string{soa}},
@@ -178,10 +182,9 @@ func TestNamingTable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkResponse(t, tc, h.answer(t.Context(), newQuery(tc.qname, tc.qtype, 0), tc.client, false))
-			// The server's path, twice: the first fills the cache, the
-			// second is answered from it. Both must equal the slow path.
-			for range 2 {
+			// Three times: the first fills the cache, the others are
+			// answered from it. All must be the answer of the table.
+			for range 3 {
 				q := newQuery(tc.qname, tc.qtype, 0)
 				q.Id = 0xbeef
 				resp := serveDNS(t, h, q, tc.client, false)
@@ -194,10 +197,33 @@ func TestNamingTable(t *testing.T) {
 	}
 	// The outsider's refused query never reached the upstream: count the
 	// forwards of a fresh run of just that case.
-	fwd.calls = 0
-	h.answer(t.Context(), newQuery("example.com.", dns.TypeA, 0), outsider, false)
-	if fwd.calls != 0 {
-		t.Errorf("a client without recursion caused %d upstream queries, want 0", fwd.calls)
+	fwd.calls.Store(0)
+	serveDNS(t, h, newQuery("example.com.", dns.TypeA, 0), outsider, false)
+	if fwd.calls.Load() != 0 {
+		t.Errorf("a client without recursion caused %d upstream queries, want 0", fwd.calls.Load())
+	}
+}
+
+// The zone's fixed branches are NODATA for every type even when nothing
+// is below them (README, Names; RFC 8020), while the branches named after
+// a tag or service are NXDOMAIN once it is gone.
+func TestBranchesOfAnEmptyZone(t *testing.T) {
+	h := newHandler(t, testConfig(catalog.New()))
+	var cases []dnsCase
+	for _, name := range []string{"service.local.", "container.local.", "_tcp.service.local.", "_udp.service.local."} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT} {
+			cases = append(cases, dnsCase{name: name + " " + dns.TypeToString[qtype], qname: name, qtype: qtype, ns: []string{soa}})
+		}
+	}
+	for _, name := range []string{"_v1.service.local.", "_tcp.books-ms.service.local.", "books-ms.service.local.", "_books-ms._tcp.service.local."} {
+		cases = append(cases, dnsCase{name: name + " NXDOMAIN", qname: name, qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa}})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, tcp := range []bool{false, true} {
+				checkResponse(t, tc, serveDNS(t, h, newQuery(tc.qname, tc.qtype, 0), loopback, tcp))
+			}
+		})
 	}
 }
 
@@ -254,7 +280,7 @@ func TestAddressModes(t *testing.T) {
 		t.Run(tc.mode.String()+" "+tc.qname+" "+dns.TypeToString[tc.qtype], func(t *testing.T) {
 			cfg := testConfig(cat)
 			cfg.AddressMode = tc.mode
-			resp := newHandler(t, cfg).answer(t.Context(), newQuery(tc.qname, tc.qtype, 0), tc.client, false)
+			resp := serveDNS(t, newHandler(t, cfg), newQuery(tc.qname, tc.qtype, 0), tc.client, false)
 			if resp.Rcode != tc.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
 			}
@@ -295,11 +321,7 @@ func TestTruncation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := h.answer(t.Context(), newQuery("big.service.local.", tc.qtype, tc.edns), loopback, tc.tcp)
-			wire, err := resp.Pack()
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, wire := exchange(t, h, newQuery("big.service.local.", tc.qtype, tc.edns), loopback, tc.tcp)
 			if len(wire) > tc.limit {
 				t.Errorf("reply of %d bytes, over the client's %d", len(wire), tc.limit)
 			}
@@ -353,7 +375,7 @@ func TestTruncationIsRandom(t *testing.T) {
 	h := newHandler(t, testConfig(cat))
 	seen := map[string]bool{}
 	for range 20 {
-		resp := h.answer(t.Context(), newQuery("big.service.local.", dns.TypeSRV, 0), loopback, false)
+		resp := serveDNS(t, h, newQuery("big.service.local.", dns.TypeSRV, 0), loopback, false)
 		seen[resp.Answer[0].(*dns.SRV).Target] = true
 	}
 	if len(seen) < 2 {
@@ -366,14 +388,14 @@ func TestEDNS(t *testing.T) {
 	t.Run("OPT echoed with our size and the DO bit", func(t *testing.T) {
 		q := newQuery("books-ms.service.local.", dns.TypeA, 4096)
 		q.IsEdns0().SetDo()
-		resp := h.answer(t.Context(), q, loopback, false)
+		resp := serveDNS(t, h, q, loopback, false)
 		opt := resp.IsEdns0()
 		if opt == nil || opt.UDPSize() != DefaultMaxUDPSize || !opt.Do() {
 			t.Fatalf("OPT %v, want size %d with DO", opt, DefaultMaxUDPSize)
 		}
 	})
 	t.Run("no OPT without EDNS", func(t *testing.T) {
-		resp := h.answer(t.Context(), newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, false)
+		resp := serveDNS(t, h, newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, false)
 		if resp.IsEdns0() != nil {
 			t.Fatal("OPT in the reply to a query without one")
 		}
@@ -381,15 +403,7 @@ func TestEDNS(t *testing.T) {
 	t.Run("EDNS version 1: BADVERS", func(t *testing.T) {
 		q := newQuery("books-ms.service.local.", dns.TypeA, 1232)
 		q.IsEdns0().SetVersion(1)
-		resp := h.answer(t.Context(), q, loopback, false)
-		wire, err := resp.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		back := new(dns.Msg)
-		if err := back.Unpack(wire); err != nil {
-			t.Fatal(err)
-		}
+		back := serveDNS(t, h, q, loopback, false)
 		if back.Rcode != dns.RcodeBadVers || back.IsEdns0() == nil || back.IsEdns0().Version() != 0 || len(back.Answer) != 0 {
 			t.Fatalf("rcode %s, OPT %v, %d answers: want BADVERS, an OPT of version 0, no answer", dns.RcodeToString[back.Rcode], back.IsEdns0(), len(back.Answer))
 		}
@@ -425,7 +439,7 @@ func TestRefusedAndMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := h.answer(t.Context(), tc.msg(), tc.client, false)
+			resp := serveDNS(t, h, tc.msg(), tc.client, false)
 			if resp.Rcode != tc.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
 			}
@@ -442,16 +456,16 @@ func TestNotReady(t *testing.T) {
 	ready := false
 	cfg.Ready = func() bool { return ready }
 	h := newHandler(t, cfg)
-	resp := h.answer(t.Context(), newQuery("nope.service.local.", dns.TypeA, 0), loopback, false)
+	resp := serveDNS(t, h, newQuery("nope.service.local.", dns.TypeA, 0), loopback, false)
 	if resp.Rcode != dns.RcodeServerFailure {
 		t.Errorf("unknown name before the first sync: %s, want SERVFAIL (no negative caching)", dns.RcodeToString[resp.Rcode])
 	}
-	resp = h.answer(t.Context(), newQuery("api-svc.service.local.", dns.TypeA, 0), loopback, false)
+	resp = serveDNS(t, h, newQuery("api-svc.service.local.", dns.TypeA, 0), loopback, false)
 	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
 		t.Errorf("known name before the first sync: %s with %d answers, want it answered", dns.RcodeToString[resp.Rcode], len(resp.Answer))
 	}
 	ready = true
-	resp = h.answer(t.Context(), newQuery("nope.service.local.", dns.TypeA, 0), loopback, false)
+	resp = serveDNS(t, h, newQuery("nope.service.local.", dns.TypeA, 0), loopback, false)
 	if resp.Rcode != dns.RcodeNameError {
 		t.Errorf("unknown name after the sync: %s, want NXDOMAIN", dns.RcodeToString[resp.Rcode])
 	}
@@ -462,7 +476,7 @@ func TestForwarding(t *testing.T) {
 	t.Run("upstream failure: SERVFAIL", func(t *testing.T) {
 		cfg := testConfig(cat)
 		cfg.Forwarder = &fakeForwarder{fn: func(*dns.Msg) (*dns.Msg, error) { return nil, errUpstream }}
-		resp := newHandler(t, cfg).answer(t.Context(), newQuery("example.com.", dns.TypeA, 0), loopback, false)
+		resp := serveDNS(t, newHandler(t, cfg), newQuery("example.com.", dns.TypeA, 0), loopback, false)
 		if resp.Rcode != dns.RcodeServerFailure || !resp.RecursionAvailable {
 			t.Errorf("rcode %s RA=%v, want SERVFAIL with RA", dns.RcodeToString[resp.Rcode], resp.RecursionAvailable)
 		}
@@ -478,12 +492,11 @@ func TestForwarding(t *testing.T) {
 			return m, nil
 		}}
 		h := newHandler(t, cfg)
-		resp := h.answer(t.Context(), newQuery("example.com.", dns.TypeTXT, 0), loopback, false)
-		wire, _ := resp.Pack()
+		resp, wire := exchange(t, h, newQuery("example.com.", dns.TypeTXT, 0), loopback, false)
 		if !resp.Truncated || len(wire) > 512 {
 			t.Errorf("forwarded reply: TC=%v, %d bytes; want TC and at most 512", resp.Truncated, len(wire))
 		}
-		resp = h.answer(t.Context(), newQuery("example.com.", dns.TypeTXT, 0), loopback, true)
+		resp = serveDNS(t, h, newQuery("example.com.", dns.TypeTXT, 0), loopback, true)
 		if resp.Truncated || len(resp.Answer) != 100 {
 			t.Errorf("over TCP: TC=%v, %d answers; want all 100", resp.Truncated, len(resp.Answer))
 		}
@@ -497,36 +510,28 @@ func TestForwarding(t *testing.T) {
 			name  string
 			qtype uint16
 		}{{"nope.service.local.", dns.TypeA}, {"local.", dns.TypeDS}, {"x.local.", dns.TypeDS}, {"books-ms.service.local.", dns.TypeMX}} {
-			h.answer(t.Context(), newQuery(q.name, q.qtype, 0), loopback, false)
+			serveDNS(t, h, newQuery(q.name, q.qtype, 0), loopback, false)
 		}
-		if fwd.calls != 0 {
-			t.Errorf("%d zone queries were forwarded", fwd.calls)
+		if fwd.calls.Load() != 0 {
+			t.Errorf("%d zone queries were forwarded", fwd.calls.Load())
 		}
 	})
 }
 
-// A panic in a lookup becomes SERVFAIL and a count, not a crash.
+// A panic while answering becomes SERVFAIL and a count, not a crash:
+// through ServeDNS (the TCP server's way in) over both transports.
 func TestPanicIsServfail(t *testing.T) {
 	cfg := testConfig(seed(t))
 	cfg.Ready = func() bool { panic("boom") }
 	h := newHandler(t, cfg)
-	resp := h.answer(t.Context(), newQuery("nope.service.local.", dns.TypeA, 0), loopback, false)
-	if resp.Rcode != dns.RcodeServerFailure {
-		t.Fatalf("rcode %s, want SERVFAIL", dns.RcodeToString[resp.Rcode])
-	}
-}
-
-func TestRateLimitSlip(t *testing.T) {
-	cfg := testConfig(seed(t))
-	cfg.RateLimiter = denyAll{}
-	h := newHandler(t, cfg)
-	resp := serveDNS(t, h, newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, false)
-	if !resp.Truncated || len(resp.Answer) != 0 || resp.Rcode != dns.RcodeSuccess {
-		t.Errorf("over the limit over UDP: TC=%v, %d answers, %s; want an empty TC reply", resp.Truncated, len(resp.Answer), dns.RcodeToString[resp.Rcode])
-	}
-	resp = serveDNS(t, h, newQuery("books-ms.service.local.", dns.TypeA, 0), loopback, true)
-	if resp.Truncated || len(resp.Answer) == 0 {
-		t.Errorf("over TCP: TC=%v, %d answers; TCP is never limited", resp.Truncated, len(resp.Answer))
+	for i, tcp := range []bool{false, true} {
+		resp := serveDNS(t, h, newQuery("nope.service.local.", dns.TypeA, 0), loopback, tcp)
+		if resp.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("TCP=%v: rcode %s, want SERVFAIL", tcp, dns.RcodeToString[resp.Rcode])
+		}
+		if n := testutil.ToFloat64(h.met.panics); n != float64(i+1) {
+			t.Errorf("TCP=%v: svcdns_dns_panics_total %v, want %d", tcp, n, i+1)
+		}
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/miekg/dns"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // rr parses one record in zone-file syntax; the test fails on a typo.
@@ -52,51 +54,27 @@ func wantStrings(t testing.TB, lines []string) []string {
 	return rrStrings(rrs)
 }
 
-// fixture is a seeded catalog and a handler over it.
-type fixture struct {
-	cat *catalog.Catalog
-	h   *Handler
-}
-
 func pfx(s string) catalog.NetAddr {
 	net, p, _ := strings.Cut(s, "=")
 	return catalog.NetAddr{Network: net, Prefix: netip.MustParsePrefix(p)}
 }
 
 // dockerContainer stores one container with its instances, as the watcher
-// would.
+// would; its target is its name unless set.
 func dockerContainer(t testing.TB, cat *catalog.Catalog, ctr *catalog.Container, insts ...*catalog.Instance) {
 	t.Helper()
 	ctr.Source, ctr.Node = catalog.SourceDocker, "n1"
-	for _, i := range insts {
-		i.ContainerID, i.ContainerName, i.Source, i.Node = ctr.ID, ctr.Name, catalog.SourceDocker, "n1"
-		if i.Protocol == "" {
-			i.Protocol = catalog.ProtoTCP
-		}
-		if i.Addrs == nil {
-			i.Addrs = ctr.Addrs
-		}
-		// The catalog's id scheme: "<container id>:<suffix>".
-		if i.ID == "" {
-			i.ID = ctr.ID + ":" + i.Service
-		} else {
-			i.ID = ctr.ID + ":" + i.ID
-		}
+	if ctr.Target == "" {
+		ctr.Target = ctr.Name
 	}
-	if _, err := cat.PutContainer(ctr, insts); err != nil {
+	if _, err := cat.PutContainer(ctr, testutil.Own(ctr, insts...)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func apiInstance(t testing.TB, cat *catalog.Catalog, id, svc, addr string, port uint16, proto string, tags ...string) {
 	t.Helper()
-	a := netip.MustParseAddr(addr)
-	inst := &catalog.Instance{
-		ID: id, Service: svc, Tags: tags, Protocol: proto, Port: port,
-		Addrs:  []catalog.NetAddr{{Prefix: netip.PrefixFrom(a, a.BitLen())}},
-		HostIP: a, HostPort: port, ContainerID: "api/" + id, ContainerName: id,
-		Node: "n1", Source: catalog.SourceAPI, Passing: true,
-	}
+	inst := testutil.APIInstance(id, svc, addr, port, func(i *catalog.Instance) { i.Protocol, i.Tags, i.Node = proto, tags, "n1" })
 	if _, err := cat.RegisterInstance(inst); err != nil {
 		t.Fatal(err)
 	}
@@ -129,16 +107,16 @@ func seed(t testing.TB) *catalog.Catalog {
 		&catalog.Instance{Service: "books-ms", Port: 8080, Passing: false})
 	multi := []catalog.NetAddr{pfx("back=10.20.0.5/24"), pfx("front=10.10.0.5/24"), pfx("front=fd00:10::5/64")}
 	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("4", 64), Name: "multi", Addrs: multi, Passing: true},
-		&catalog.Instance{ID: "m80", Service: "web", Port: 80, PortName: "http", Passing: true},
-		&catalog.Instance{ID: "m443", Service: "web", Port: 443, Passing: true})
+		&catalog.Instance{Service: "web", Port: 80, PortName: "http", Passing: true},
+		&catalog.Instance{Service: "web", Port: 443, Passing: true})
 	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("5", 64), Name: "dnsd", Addrs: bridge("172.17.0.9"), Passing: true},
-		&catalog.Instance{ID: "d-udp", Service: "resolver", Port: 53, Protocol: catalog.ProtoUDP, Passing: true},
-		&catalog.Instance{ID: "d-tcp", Service: "resolver", Port: 53, Protocol: catalog.ProtoTCP, Passing: true})
+		&catalog.Instance{Service: "resolver", Port: 53, Protocol: catalog.ProtoUDP, Passing: true},
+		&catalog.Instance{Service: "resolver", Port: 53, Protocol: catalog.ProtoTCP, Passing: true})
 	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("6", 64), Name: "worker-1", Addrs: bridge("172.17.0.10"), Passing: true},
 		&catalog.Instance{Service: "worker", Port: 0, Passing: true})
 	dockerContainer(t, cat, &catalog.Container{ID: strings.Repeat("7", 64), Name: "hostnet", HostIP: host, Passing: true},
 		&catalog.Instance{Service: "node-exporter", Port: 9100, HostIP: host, HostPort: 9100, Passing: true})
-	dockerContainer(t, cat, &catalog.Container{ID: "0123456789ab" + strings.Repeat("8", 52), Name: "", Addrs: bridge("172.17.0.11"), Passing: true},
+	dockerContainer(t, cat, &catalog.Container{ID: "0123456789ab" + strings.Repeat("8", 52), Name: "", Target: "0123456789ab", Addrs: bridge("172.17.0.11"), Passing: true},
 		&catalog.Instance{Service: "legacy", Port: 7000, Passing: true})
 	apiInstance(t, cat, "b1", "api-svc", "10.0.0.1", 9000, catalog.ProtoTCP, "blue")
 	apiInstance(t, cat, "v6", "ipv6-svc", "fd00::5", 80, catalog.ProtoTCP)
@@ -176,13 +154,13 @@ func newQuery(name string, qtype uint16, edns uint16) *dns.Msg {
 // fakeForwarder answers every forwarded query from a function.
 type fakeForwarder struct {
 	fn    func(*dns.Msg) (*dns.Msg, error)
-	calls int
+	calls atomic.Int64
 }
 
 var _ Forwarder = (*fakeForwarder)(nil)
 
 func (f *fakeForwarder) Forward(_ context.Context, req *dns.Msg) (*dns.Msg, error) {
-	f.calls++
+	f.calls.Add(1)
 	return f.fn(req)
 }
 
@@ -224,14 +202,35 @@ func (w *recorder) TsigStatus() error   { return nil }
 func (w *recorder) TsigTimersOnly(bool) {}
 func (w *recorder) Hijack()             {}
 
-// serve runs r through ServeDNS, the server's path (rate limit, cache,
-// slow path), and returns the reply as the client would read it.
+// serveDNS runs r through ServeDNS (cache, lookup, forwarder) and
+// returns the reply as the client would read it.
 func serveDNS(t testing.TB, h *Handler, r *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
+	t.Helper()
+	resp, _ := exchange(t, h, r, client, tcp)
+	return resp
+}
+
+// exchange is serveDNS that also returns the reply's bytes.
+func exchange(t testing.TB, h *Handler, r *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, []byte) {
 	t.Helper()
 	w := newRecorder(client, tcp)
 	h.ServeDNS(w, r)
 	if w.msg == nil {
 		t.Fatalf("no reply to %v", r.Question)
 	}
-	return w.msg
+	return w.msg, w.wire
+}
+
+// readLoop is the UDP read loop of h, with no socket: enough for its own
+// step, fastReply.
+func readLoop(h *Handler, lim Limiter) *udpServer {
+	return &udpServer{fast: h, limiter: lim, met: h.met, log: h.log, maxUDP: h.maxUDP}
+}
+
+// packetReply runs a datagram from client through the read loop's step;
+// ok is false when the loop would send it the slow way.
+func (u *udpServer) packetReply(pkt []byte, client netip.Addr) ([]byte, bool) {
+	var req request
+	b, _, ok := u.fastReply(nil, &req, pkt, client)
+	return b, ok
 }

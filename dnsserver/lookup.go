@@ -51,10 +51,71 @@ func (m AddressMode) String() string {
 }
 
 // view is what an answer depends on besides the catalog: the client, and
-// the address mode.
+// the address mode; node and cat tell another node's containers apart
+// and this host's networks that span hosts.
 type view struct {
 	mode   AddressMode
 	client netip.Addr
+	node   string           // this node's name; "" = every instance is this node's
+	cat    *catalog.Catalog // this host's networks (catalog.Network)
+}
+
+// viewOf is the view of client.
+func (h *Handler) viewOf(client netip.Addr) view {
+	return view{mode: h.mode, client: client, node: h.node, cat: h.cat}
+}
+
+// peer reports whether a Docker container of node is another host's: its
+// addresses on networks local to that host are not in the catalog, and
+// the others are on networks that span hosts, reachable only from them.
+func (v view) peer(node string, src catalog.Source) bool {
+	return v.node != "" && src == catalog.SourceDocker && node != v.node
+}
+
+// overlay appends the addresses of addrs on a network that spans hosts
+// and that the client is on, as this host knows the network: it has one
+// with the same id, spanning hosts, a subnet of which holds the client's
+// address and one the container's (an overlay's subnets are the same on
+// every host; the prefix a peer sent decides nothing). It returns the
+// first such network too, nil for none.
+func (v view) overlay(dst []netip.Addr, addrs []catalog.NetAddr) ([]netip.Addr, *catalog.Network) {
+	var first *catalog.Network
+	for _, a := range addrs {
+		if !a.SpansHosts || a.NetworkID == "" {
+			continue
+		}
+		n := v.cat.Network(a.NetworkID)
+		if n == nil || !n.SpansHosts || !inSubnets(n.Subnets, v.client) || !inSubnets(n.Subnets, a.Addr()) {
+			continue
+		}
+		if first == nil {
+			first = n
+		}
+		dst = append(dst, a.Addr())
+	}
+	return dst, first
+}
+
+func inSubnets(subnets []netip.Prefix, ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return slices.ContainsFunc(subnets, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// peerEndpoint is endpoint for another host's container: its address on a
+// network that spans hosts, with the container port, for a client on that
+// network; else its published host address and port; else nothing (an
+// unpublished container on its host's bridge cannot be reached from here).
+func (v view) peerEndpoint(dst []netip.Addr, inst *catalog.Instance) (_ []netip.Addr, port uint16, why rule) {
+	n := len(dst)
+	if v.mode != AddressHost && v.cat != nil {
+		if dst, _ = v.overlay(dst, inst.Addrs); len(dst) > n {
+			return dst, inst.Port, ruleOverlay
+		}
+	}
+	if inst.Published() {
+		return append(dst, inst.HostIP), inst.HostPort, rulePublished
+	}
+	return dst, 0, ruleNone
 }
 
 // shared appends the addresses of addrs on the networks the client is on.
@@ -106,27 +167,43 @@ func first(dst []netip.Addr, addrs []catalog.NetAddr) []netip.Addr {
 	return dst
 }
 
+// rule is why an instance's addresses are in an answer, or why not:
+// endpoint decides, and Explain reports it.
+type rule uint8
+
+const (
+	ruleNone        rule = iota // not reachable in this view
+	ruleShared                  // the client shares a network with the instance
+	rulePublished               // the published host address and port
+	ruleContainer               // no shared network, nothing published: the first network's address
+	ruleHostNetwork             // a host-network container: the host's address
+	ruleOverlay                 // another host's container on a network spanning hosts that the client is on
+)
+
 // endpoint appends the addresses an instance is answered with for this
-// view, and returns the port that goes with them; ok is false when the
-// instance is not reachable in this view.
-func (v view) endpoint(dst []netip.Addr, inst *catalog.Instance) (_ []netip.Addr, port uint16, ok bool) {
+// view, and returns the port that goes with them and the rule that chose
+// them; ruleNone when the instance is not reachable in this view.
+func (v view) endpoint(dst []netip.Addr, inst *catalog.Instance) (_ []netip.Addr, port uint16, why rule) {
+	if v.peer(inst.Node, inst.Source) {
+		return v.peerEndpoint(dst, inst)
+	}
 	n := len(dst)
 	if v.mode != AddressHost {
 		if dst = v.shared(dst, inst.Addrs); len(dst) > n {
-			return dst, inst.Port, true
+			return dst, inst.Port, ruleShared
 		}
 	}
 	switch {
 	case v.mode != AddressContainer && inst.Published():
-		return append(dst, inst.HostIP), inst.HostPort, true
+		return append(dst, inst.HostIP), inst.HostPort, rulePublished
 	case v.mode == AddressHost:
-		return dst, 0, false
+		return dst, 0, ruleNone
 	case len(inst.Addrs) > 0:
-		return first(dst, inst.Addrs), inst.Port, true
+		return first(dst, inst.Addrs), inst.Port, ruleContainer
 	case inst.Published(): // host network: the host's address is the container's
-		return append(dst, inst.HostIP), inst.HostPort, true
+		return append(dst, inst.HostIP), inst.HostPort, ruleHostNetwork
 	}
-	return dst, 0, false
+	return dst, 0, ruleNone
 }
 
 // containerAddrs appends a container's addresses for this view, by the same
@@ -134,6 +211,17 @@ func (v view) endpoint(dst []netip.Addr, inst *catalog.Instance) (_ []netip.Addr
 // "published".
 func (v view) containerAddrs(dst []netip.Addr, c *catalog.Container) []netip.Addr {
 	n := len(dst)
+	if v.peer(c.Node, c.Source) {
+		if v.mode != AddressHost && v.cat != nil {
+			if dst, _ = v.overlay(dst, c.Addrs); len(dst) > n {
+				return dst
+			}
+		}
+		if c.HostIP.IsValid() {
+			return append(dst, c.HostIP)
+		}
+		return dst
+	}
 	if v.mode != AddressHost {
 		if dst = v.shared(dst, c.Addrs); len(dst) > n {
 			return dst
@@ -174,7 +262,7 @@ func (h *Handler) lookupZone(owner string, labels []string, qtype uint16, v view
 		return h.addrAnswer(owner, qtype, h.nsAddrs)
 	case kindBranch:
 		return result{}, h.branch(q)
-	case kindService:
+	case kindInstances:
 		return h.service(owner, q, qtype, v)
 	case kindContainer:
 		ctrs, err := h.containers(q.container)
@@ -189,6 +277,20 @@ func (h *Handler) lookupZone(owner string, labels []string, qtype uint16, v view
 			return result{}, errNXDomain
 		}
 		return h.addrAnswer(owner, qtype, addrs)
+	case kindNode:
+		n, err := h.cat.Node(q.node)
+		if err != nil {
+			return result{}, err
+		}
+		if n == nil {
+			return result{}, errNXDomain
+		}
+		return h.addrAnswer(owner, qtype, []netip.Addr{n.Addr})
+	case kindNodeBranch:
+		if nodes, err := h.cat.Nodes(); err != nil || len(nodes) == 0 {
+			return result{}, errNXDomain
+		}
+		return result{}, errNoData
 	}
 	return result{}, errNXDomain
 }
@@ -213,11 +315,7 @@ func (h *Handler) apex(owner string, qtype uint16) (result, error) {
 func (h *Handler) branch(q query) error {
 	switch {
 	case q.tagBranch != "":
-		ok, err := h.cat.HasTag(q.tagBranch)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !h.cat.HasTag(q.tagBranch) {
 			return errNXDomain
 		}
 	case q.serviceBranch != "":
@@ -243,8 +341,8 @@ func (h *Handler) service(owner string, q query, qtype uint16, v view) (result, 
 	for _, inst := range insts {
 		n := len(buf)
 		var port uint16
-		var ok bool
-		if buf, port, ok = v.endpoint(buf, inst); ok {
+		var why rule
+		if buf, port, why = v.endpoint(buf, inst); why != ruleNone {
 			eps = append(eps, ep{inst: inst, addrs: buf[n:len(buf):len(buf)], port: port})
 		}
 	}
@@ -279,7 +377,7 @@ func (h *Handler) service(owner string, q query, qtype uint16, v view) (result, 
 			if e.port == 0 {
 				continue // a container that exposes no port has no SRV
 			}
-			target := targetName(e.inst.ContainerName, e.inst.ContainerID) + "." + labelContainer + "." + h.zone
+			target := e.inst.Target + "." + labelContainer + "." + h.zone
 			if slices.ContainsFunc(res.answer, func(rr dns.RR) bool {
 				s := rr.(*dns.SRV)
 				return s.Target == target && s.Port == e.port
@@ -338,18 +436,11 @@ func (h *Handler) addrAnswer(owner string, qtype uint16, addrs []netip.Addr) (re
 }
 
 // containers finds the answered containers a <label>.container.<zone> name
-// means: those with that name, or, for a 12-digit hex label, the Docker
-// container with that short id (the SRV target of a container whose name is
-// not a DNS label).
+// means: those whose target (as their writer decided it) is label.
 func (h *Handler) containers(label string) ([]*catalog.Container, error) {
-	ctrs, err := h.cat.ContainersByName(label)
+	ctrs, err := h.cat.ContainersByTarget(label)
 	if err != nil {
 		return nil, err
-	}
-	if len(ctrs) == 0 && isShortID(label) {
-		if ctrs, err = h.cat.ContainersByIDPrefix(label); err != nil {
-			return nil, err
-		}
 	}
 	out := ctrs[:0:0]
 	for _, c := range ctrs {
@@ -371,37 +462,10 @@ func (h *Handler) reverse(owner string, addr netip.Addr, qtype uint16) (result, 
 		if !c.Passing {
 			continue
 		}
-		target := targetName(c.Name, c.ID) + "." + labelContainer + "." + h.zone
+		target := c.Target + "." + labelContainer + "." + h.zone
 		if qtype == dns.TypePTR || qtype == dns.TypeANY {
 			res.answer = append(res.answer, ptrRR(owner, target, h.ttl))
 		}
 	}
 	return res, nil
-}
-
-// shortIDLen is the length of the short container ids Docker shows.
-const shortIDLen = 12
-
-// targetName is the label a container is known by under container.<zone>:
-// its name, or its short id when the name is not a DNS label.
-func targetName(name, id string) string {
-	if name != "" {
-		return name
-	}
-	if len(id) > shortIDLen {
-		return id[:shortIDLen]
-	}
-	return id
-}
-
-func isShortID(s string) bool {
-	if len(s) != shortIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

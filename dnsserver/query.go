@@ -2,7 +2,6 @@ package dnsserver
 
 import (
 	"errors"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -20,24 +19,27 @@ var (
 type kind int
 
 const (
-	kindApex      kind = iota // the zone itself: SOA, NS
-	kindNS                    // ns.<zone>, the name server's own name
-	kindBranch                // service.<zone>, container.<zone>, _tcp.service.<zone>: names below, no records (RFC 8020)
-	kindService               // instances of a service, maybe filtered by tag, protocol, port
-	kindContainer             // <name>.container.<zone>
+	kindApex       kind = iota // the zone itself: SOA, NS
+	kindNS                     // ns.<zone>, the name server's own name
+	kindBranch                 // service.<zone>, container.<zone>, _tcp.service.<zone>: names below, no records (RFC 8020)
+	kindInstances              // instances of a service, maybe filtered by tag, protocol, port
+	kindContainer              // <name>.container.<zone>, <name>.<node>.container.<zone>
+	kindNode                   // <node>.node.<zone>, a cluster node's address
+	kindNodeBranch             // node.<zone>
 )
 
 // The zone's own labels.
 const (
 	labelService   = "service"
 	labelContainer = "container"
+	labelNode      = "node"
 	labelNS        = "ns"
 )
 
 // query is a parsed name inside the zone.
 type query struct {
 	kind kind
-	// For kindService, the instances to answer; Service is always set.
+	// For kindInstances, the instances to answer; Service is always set.
 	sq catalog.ServiceQuery
 	// rfc2782 marks the _<service>._<proto|tag> form.
 	rfc2782 bool
@@ -47,8 +49,11 @@ type query struct {
 	// serviceBranch is set for _<proto>.<service>.service.<zone>: a branch
 	// that exists only while the service does.
 	serviceBranch string
-	// container is the label of kindContainer.
+	// container is the target of kindContainer: one label, or a peer's
+	// "<name>.<node>".
 	container string
+	// node is the node of kindNode.
+	node string
 }
 
 // parseQuery reads a lower-case name relative to the zone (labels in
@@ -73,6 +78,18 @@ func parseQuery(labels []string) (query, error) {
 			if validName(labels[0]) {
 				return query{kind: kindContainer, container: labels[0]}, nil
 			}
+		case 3:
+			// Another node's container: its target carries the node's name.
+			if validName(labels[0]) && validName(labels[1]) {
+				return query{kind: kindContainer, container: labels[0] + "." + labels[1]}, nil
+			}
+		}
+	case labelNode:
+		switch {
+		case n == 1:
+			return query{kind: kindNodeBranch}, nil
+		case n == 2 && validName(labels[0]):
+			return query{kind: kindNode, node: labels[0]}, nil
 		}
 	case labelService:
 		return parseService(labels[:n-1])
@@ -134,7 +151,7 @@ func parseService(l []string) (query, error) {
 
 func serviceQuery(sq catalog.ServiceQuery) query {
 	sq.PassingOnly = true
-	return query{kind: kindService, sq: sq}
+	return query{kind: kindInstances, sq: sq}
 }
 
 // underscored returns s without its leading underscore, if it has one.
@@ -180,53 +197,4 @@ func splitRelative(name, zone string) ([]string, bool) {
 		return nil, false // ".local."
 	}
 	return strings.Split(rel, "."), true
-}
-
-// reverseAddr parses a reverse-lookup name (lower case, fully qualified):
-// a complete in-addr.arpa name (four decimal labels) or ip6.arpa name (32
-// nibbles). Partial names give false.
-func reverseAddr(name string) (netip.Addr, bool) {
-	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa."); ok {
-		var b [4]byte
-		parts := strings.Split(rest, ".")
-		if len(parts) != 4 {
-			return netip.Addr{}, false
-		}
-		for i, p := range parts {
-			n, err := strconv.Atoi(p)
-			if err != nil || n < 0 || n > 255 || strconv.Itoa(n) != p {
-				return netip.Addr{}, false
-			}
-			b[3-i] = byte(n)
-		}
-		return netip.AddrFrom4(b), true
-	}
-	if rest, ok := strings.CutSuffix(name, ".ip6.arpa."); ok {
-		if len(rest) != 63 {
-			return netip.Addr{}, false
-		}
-		var b [16]byte
-		for i := 0; i < 32; i++ {
-			c := rest[62-2*i]
-			if i < 31 && rest[62-2*i-1] != '.' {
-				return netip.Addr{}, false
-			}
-			var v byte
-			switch {
-			case c >= '0' && c <= '9':
-				v = c - '0'
-			case c >= 'a' && c <= 'f':
-				v = c - 'a' + 10
-			default:
-				return netip.Addr{}, false
-			}
-			if i%2 == 0 {
-				b[i/2] = v << 4
-			} else {
-				b[i/2] |= v
-			}
-		}
-		return netip.AddrFrom16(b), true
-	}
-	return netip.Addr{}, false
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 )
 
 // ServerConfig configures the listeners of a Server. The zero value of each
@@ -27,7 +26,7 @@ type ServerConfig struct {
 	Handler dns.Handler
 	// UDPSockets is the number of UDP sockets bound to Addr with
 	// SO_REUSEPORT, each with its own reader, so reads spread over cores;
-	// 0 = GOMAXPROCS.
+	// 0 = GOMAXPROCS. Always 1 where there is no SO_REUSEPORT (Windows).
 	UDPSockets int
 	// MaxTCPConns caps open TCP connections; past it new connections wait
 	// in the kernel's backlog until one closes. 0 = 1024.
@@ -40,6 +39,10 @@ type ServerConfig struct {
 	// MaxTCPQueries is the number of queries one TCP connection may send
 	// before it is closed; 0 = 128.
 	MaxTCPQueries int
+	// RateLimiter limits UDP responses per client network; over the limit
+	// a client gets an empty reply with TC set (a "slip"), which sends a
+	// real client to TCP, where no limit applies. nil = no limit.
+	RateLimiter Limiter
 }
 
 // Defaults of ServerConfig.
@@ -68,6 +71,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("dnsserver: no handler")
 	}
 	cfg.UDPSockets = cmp.Or(cfg.UDPSockets, runtime.GOMAXPROCS(0))
+	if !portSharing {
+		cfg.UDPSockets = 1
+	}
 	cfg.MaxTCPConns = cmp.Or(cfg.MaxTCPConns, defaultMaxTCPConns)
 	cfg.TCPIdleTimeout = cmp.Or(cfg.TCPIdleTimeout, defaultTCPIdleTimeout)
 	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, defaultReadTimeout)
@@ -119,27 +125,6 @@ func bind(cfg ServerConfig, host, port string) (*Server, error) {
 // small datagrams with their overhead) overflows under a burst.
 const udpBufferSize = 4 << 20
 
-// reusePort sets SO_REUSEPORT, so that several UDP sockets share a port
-// and the kernel spreads datagrams over them, and asks for large buffers.
-func reusePort(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		if network == "udp" || network == "udp4" || network == "udp6" {
-			// FORCE passes net.core.rmem_max when svcdns may (root or
-			// CAP_NET_ADMIN); otherwise the plain option, which the kernel
-			// caps at rmem_max. Neither failing is fatal.
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpBufferSize) != nil {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpBufferSize)
-			}
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, udpBufferSize) != nil {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, udpBufferSize)
-			}
-		}
-	})
-	return cmp.Or(err, serr)
-}
-
 func (s *Server) close() {
 	for _, pc := range s.udp {
 		_ = pc.Close()
@@ -178,7 +163,7 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, started func()) error {
 	var udps []*udpServer
 	for _, conn := range s.udp {
-		u, err := newUDPServer(conn, s.cfg.Handler)
+		u, err := newUDPServer(conn, s.cfg.Handler, s.cfg.RateLimiter)
 		if err != nil {
 			s.close()
 			return fmt.Errorf("dns listener udp %s: %w", s.Addr(), err)
@@ -191,7 +176,9 @@ func (s *Server) Serve(ctx context.Context, shutdownTimeout time.Duration, start
 		Listener: s.tcp, Handler: s.cfg.Handler, NotifyStartedFunc: func() { close(tcpStarted) },
 		MsgAcceptFunc: acceptQuery, ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ReadTimeout,
 		IdleTimeout: func() time.Duration { return idle }, MaxTCPQueries: s.cfg.MaxTCPQueries,
-		DecorateReader: func(r dns.Reader) dns.Reader { return strictReader{r} },
+		DecorateReader: func(r dns.Reader) dns.Reader {
+			return strictReader{Reader: r, side: sideOf(s.cfg.Handler), writeTimeout: s.cfg.ReadTimeout}
+		},
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -3,18 +3,27 @@ package dnsserver
 import (
 	"context"
 	"net"
-	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // serve runs a Server for h on a free loopback port until the test ends.
 func serve(t *testing.T, h dns.Handler) string {
 	t.Helper()
-	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 2, TCPIdleTimeout: 300 * time.Millisecond})
+	return serveWith(t, ServerConfig{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 2, TCPIdleTimeout: 300 * time.Millisecond})
+}
+
+// serveWith runs a Server of cfg until the test ends and returns its
+// address.
+func serveWith(t *testing.T, cfg ServerConfig) string {
+	t.Helper()
+	srv, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,26 +132,76 @@ func TestListenPortInUse(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
-// The UDP sockets get large receive buffers, so a burst that arrives while
-// the read loop waits for a core is queued, not dropped (as root the size
-// passes net.core.rmem_max).
-func TestUDPBuffers(t *testing.T) {
-	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) {}), UDPSockets: 1})
-	if err != nil {
-		t.Fatal(err)
+// A panic while answering, wherever it happens (the UDP read loop, the
+// goroutine it hands a miss to, ServeDNS over TCP), is answered with
+// SERVFAIL and counted, and the server goes on answering.
+func TestServerSurvivesPanics(t *testing.T) {
+	var armed atomic.Bool // the query after the panics is answered
+	boom := func() bool {
+		if armed.Load() {
+			panic("boom")
+		}
+		return true
 	}
-	defer srv.Close()
-	rc, err := srv.udp[0].SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name  string
+		cfg   func(*Config)
+		query func() *dns.Msg
+	}{
+		{"in the read loop's cache check", func(c *Config) { c.Ready = boom },
+			func() *dns.Msg { return newQuery("nope.service.local.", dns.TypeA, 0) }},
+		{"in the cache fill's lookup", func(c *Config) { c.Ready = boomIn("(*Handler).lookup", boom) },
+			func() *dns.Msg { return newQuery("nope.service.local.", dns.TypeA, 0) }},
+		{"in the slow path's forwarder", func(c *Config) {
+			c.Forwarder = &fakeForwarder{fn: func(*dns.Msg) (*dns.Msg, error) { panic("boom") }}
+		}, func() *dns.Msg { return newQuery("example.com.", dns.TypeA, 0) }},
+		{"in ServeDNS, for a query the loop does not read", func(c *Config) { c.Ready = boom },
+			func() *dns.Msg {
+				m := newQuery("nope.service.local.", dns.TypeA, 0)
+				m.Question[0].Qclass = dns.ClassANY
+				return m
+			}},
 	}
-	var size int
-	_ = rc.Control(func(fd uintptr) { size, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(seed(t))
+			tc.cfg(&cfg)
+			h := newHandler(t, cfg)
+			addr := serve(t, h)
+			armed.Store(true)
+			for i, network := range []string{"udp", "tcp"} {
+				c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+				r, _, err := c.Exchange(tc.query(), addr)
+				if err != nil {
+					t.Fatalf("%s: %v", network, err)
+				}
+				if r.Rcode != dns.RcodeServerFailure {
+					t.Errorf("%s: rcode %s, want SERVFAIL", network, dns.RcodeToString[r.Rcode])
+				}
+				if n := testutil.ToFloat64(h.met.panics); n != float64(i+1) {
+					t.Errorf("%s: svcdns_dns_panics_total %v, want %d", network, n, i+1)
+				}
+			}
+			armed.Store(false)
+			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			if r, _, err := c.Exchange(newQuery("books-ms.service.local.", dns.TypeSRV, 0), addr); err != nil || r.Rcode != dns.RcodeSuccess {
+				t.Fatalf("query after the panics: %v %v", r, err)
+			}
+		})
 	}
-	if os.Geteuid() == 0 && size < udpBufferSize {
-		t.Errorf("receive buffer %d bytes as root, want at least %d", size, udpBufferSize)
+}
+
+// boomIn returns a Ready that calls boom when its caller is the function
+// named fn (a suffix of its full name), and reports ready otherwise: a
+// panic in one place of the answer path, past the checks before it.
+func boomIn(fn string, boom func() bool) func() bool {
+	return func() bool {
+		var pc [1]uintptr
+		runtime.Callers(2, pc[:])
+		f, _ := runtime.CallersFrames(pc[:]).Next()
+		if strings.HasSuffix(f.Function, fn) {
+			return boom()
+		}
+		return true
 	}
-	t.Logf("receive buffer: %d bytes", size)
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +22,12 @@ import (
 // queries/s per core here however cheap the handler is. Most queries are
 // repeats that the answer cache holds as bytes, so this loop parses just
 // the header and question from the packet and answers cache hits on the
-// reading goroutine, with no allocation. Everything else (misses,
-// forwards, malformed or unusual packets) is unpacked by miekg/dns and
-// handed to the handler on a goroutine of its own, as miekg/dns would. See
-// BENCHMARKS.md for the figures.
+// reading goroutine, with no allocation. Everything else goes to a
+// goroutine of its own: a query the loop read (a miss, a name to forward)
+// with its request, to the handler's one answer path (respond), which
+// unpacks the message only to forward it; any other datagram (malformed
+// or unusual) to miekg/dns's unpacking and ServeDNS, as miekg/dns's server
+// would. See BENCHMARKS.md for the figures.
 
 const (
 	// At shutdown the read loop goes on answering what is queued until the
@@ -43,6 +47,10 @@ type udpServer struct {
 	conn    *net.UDPConn
 	handler dns.Handler
 	fast    *Handler // nil when handler is not a *Handler: everything goes the slow way
+	limiter Limiter  // nil: no limit
+	met     *metrics // fast's, or unregistered ones
+	log     *slog.Logger
+	maxUDP  int // fast's, or the default: the size rejections' OPT gives
 	// wildcard: the socket is bound to 0.0.0.0 or ::, so each reply must
 	// leave from the address its query was sent to, or a multi-homed host's
 	// clients would drop it.
@@ -53,9 +61,12 @@ type udpServer struct {
 	stopped  chan struct{} // closed when serve returns
 }
 
-func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
-	u := &udpServer{conn: conn, handler: handler, slots: make(chan struct{}, maxSlowInFlight), stopped: make(chan struct{})}
-	u.fast, _ = handler.(*Handler)
+func newUDPServer(conn *net.UDPConn, handler dns.Handler, limiter Limiter) (*udpServer, error) {
+	side := sideOf(handler)
+	u := &udpServer{
+		conn: conn, handler: handler, fast: side.fast, limiter: limiter, met: side.met, log: side.log, maxUDP: side.maxUDP,
+		slots: make(chan struct{}, maxSlowInFlight), stopped: make(chan struct{}),
+	}
 	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() {
 		u.wildcard = true
 		// As miekg/dns: ask for each datagram's destination, for both
@@ -71,14 +82,15 @@ func newUDPServer(conn *net.UDPConn, handler dns.Handler) (*udpServer, error) {
 
 const (
 	// batchSize is how many datagrams one system call reads or writes at
-	// most. Under load the kernel queue is rarely empty, so one recvmmsg
-	// takes what queued while the last batch was answered, and one
-	// sendmmsg sends all the replies: two system calls a batch instead of
-	// two a query, the main cost per query here.
+	// most, on Linux (batch_linux.go). Under load the kernel queue is
+	// rarely empty, so one recvmmsg takes what queued while the last batch
+	// was answered, and one sendmmsg sends all the replies: two system
+	// calls a batch instead of two a query, the main cost per query here.
+	// Elsewhere a batch is one datagram (batch_other.go).
 	batchSize = 64
 	// maxQuerySize is the largest query read: a query has one question
 	// and at most an OPT and a TSIG, far below this. A larger datagram is
-	// cut by the kernel (MSG_TRUNC) and dropped.
+	// cut by the kernel and dropped.
 	maxQuerySize = 4096
 )
 
@@ -90,7 +102,7 @@ func (u *udpServer) serve() error {
 	if u.wildcard {
 		oob = oobSize
 	}
-	mc, err := newMMsgConn(u.conn, batchSize, maxQuerySize, oob)
+	mc, err := newBatchConn(u.conn, batchSize, maxQuerySize, oob)
 	if err != nil {
 		return err
 	}
@@ -100,34 +112,33 @@ func (u *udpServer) serve() error {
 	}
 	var lastOOB, lastReply []byte // the reply control message of the last destination
 	var drainEnd time.Time
+	var req request
 	for {
 		n, err := mc.read()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if u.closing.Load() {
-					return nil // quiet for drainQuiet: every queued query answered
+				if !u.closing.Load() {
+					continue
 				}
-				continue
+				// The deadline may have passed while this goroutine
+				// answered a batch or waited for a CPU, not while the
+				// socket was quiet: queries sent before the stop may
+				// still wait in it.
+				if queued(u.conn) && !u.drained(&drainEnd) {
+					continue
+				}
+				return nil // quiet for drainQuiet: every queued query answered
 			}
 			if u.closing.Load() {
 				return nil
 			}
 			return err
 		}
-		if u.closing.Load() {
-			// Shutting down: the datagrams already queued in the kernel were
-			// sent before the signal; answer them, until the socket has been
-			// quiet for drainQuiet or drainMax has passed.
-			now := time.Now()
-			if drainEnd.IsZero() {
-				drainEnd = now.Add(drainMax)
-			}
-			if now.After(drainEnd) {
-				return nil
-			}
-			_ = u.conn.SetReadDeadline(now.Add(drainQuiet))
+		if u.closing.Load() && u.drained(&drainEnd) {
+			return nil
 		}
+		read := time.Now()
 		out := 0
 		for i := range n {
 			pkt, from, oob, truncated := mc.datagram(i)
@@ -142,37 +153,146 @@ func (u *udpServer) serve() error {
 				}
 				replyOOB = lastReply
 			}
-			if u.fast != nil {
-				if reply, ok := u.fast.packetReply(replies[i][:0], pkt, from.Addr().Unmap()); ok {
-					replies[i] = reply
-					mc.setReply(out, i, reply, replyOOB)
-					out++
-					continue
-				}
+			reply, parsed, ok := u.fastReply(replies[i][:0], &req, pkt, from.Addr().Unmap())
+			switch {
+			case ok:
+				replies[i] = reply
+				mc.setReply(out, i, reply, replyOOB)
+				out++
+			case parsed:
+				u.slow(pkt, from, replyOOB, &req)
+			default:
+				u.slow(pkt, from, replyOOB, nil)
 			}
-			u.slow(pkt, from, replyOOB)
+		}
+		if out > 0 {
+			u.met.latency.observeN(time.Since(read).Seconds(), out)
 		}
 		mc.write(out)
 	}
 }
 
-// slow hands a packet to the handler on a goroutine of its own.
-func (u *udpServer) slow(pkt []byte, from netip.AddrPort, replyOOB []byte) {
+// fastReply answers a datagram on the read loop when that needs no
+// lookup (a cache hit, or a slip over the rate limit), appending the reply
+// to dst. ok false sends the datagram the slow way, with req when it was
+// read (parsed). A panic is answered with SERVFAIL when the query was
+// read, counted, and never stops the loop.
+func (u *udpServer) fastReply(dst []byte, req *request, pkt []byte, client netip.Addr) (reply []byte, parsed, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			reply, ok = u.panicked(dst, req, parsed, p)
+		}
+	}()
+	if u.fast == nil || !req.fromPacket(pkt, client, u.fast.maxUDP) {
+		return dst, false, false
+	}
+	parsed = true
+	if !u.allow(client) {
+		return u.slip(dst, req), true, true
+	}
+	reply, ok = u.fast.cachedReply(dst, req)
+	return reply, true, ok
+}
+
+// panicked counts and logs a panic on the read loop and returns the
+// SERVFAIL reply to req, if it was read.
+func (u *udpServer) panicked(dst []byte, req *request, parsed bool, p any) ([]byte, bool) {
+	u.met.panics.Inc()
+	u.log.Error("panic answering a query", "client", req.client, "panic", p, "stack", string(debug.Stack()))
+	if !parsed {
+		return dst, false
+	}
+	u.met.countRcode(req.qtype, dns.RcodeServerFailure)
+	b := req.appendSlip(dst)
+	b[2] &^= 0x02 // not truncated
+	b[3] |= dns.RcodeServerFailure
+	return b, true
+}
+
+// allow charges a reply to client to the rate limiter.
+func (u *udpServer) allow(client netip.Addr) bool {
+	return u.limiter == nil || u.limiter.Allow(client)
+}
+
+// slip appends the reply to a client over the rate limit (appendSlip).
+func (u *udpServer) slip(dst []byte, req *request) []byte {
+	u.met.rateLimited.Inc()
+	u.met.countRcode(req.qtype, dns.RcodeSuccess)
+	return req.appendSlip(dst)
+}
+
+// drained is asked after each read while shutting down, and after a
+// timeout that left datagrams queued: the datagrams already queued in the
+// kernel were sent before the signal, so they are answered until the
+// socket has been quiet for drainQuiet or drainMax has passed since the
+// first such read (end). It reports whether to stop.
+func (u *udpServer) drained(end *time.Time) bool {
+	now := time.Now()
+	if end.IsZero() {
+		*end = now.Add(drainMax)
+	}
+	if now.After(*end) {
+		return true
+	}
+	_ = u.conn.SetReadDeadline(now.Add(drainQuiet))
+	return false
+}
+
+// slow hands a datagram to a goroutine of its own: a query read by the
+// loop (req, already charged to the rate limiter) to respond, anything
+// else to serveWire. A panic there is answered with SERVFAIL and counted.
+func (u *udpServer) slow(pkt []byte, from netip.AddrPort, replyOOB []byte, req *request) {
 	select {
 	case u.slots <- struct{}{}:
 	default:
-		if u.fast != nil {
-			u.fast.met.overload.Inc()
-		}
+		u.met.overload.Inc()
 		return
 	}
+	start := time.Now()
 	p := append([]byte(nil), pkt...)
+	var r *request
+	if req != nil {
+		c := *req
+		c.pkt = p
+		r = &c
+	}
 	u.wg.Add(1)
 	go func() {
 		defer func() { <-u.slots; u.wg.Done() }()
-		w := &udpWriter{u: u, to: from, oob: replyOOB, rateChecked: u.fast != nil}
-		serveWire(u.handler, w, p)
+		w := &udpWriter{u: u, to: from, oob: replyOOB}
+		defer u.recoverSlow(w, p)
+		if r == nil {
+			u.serveWire(w, p)
+			return
+		}
+		buf := replyPool.Get().(*[]byte)
+		if b := u.fast.respond(context.Background(), (*buf)[:0], r); b != nil {
+			u.met.latency.Observe(time.Since(start).Seconds())
+			if _, err := w.Write(b); err != nil {
+				u.log.Debug("write response", "client", r.client, "err", err)
+			}
+			*buf = b[:0]
+		}
+		replyPool.Put(buf)
 	}()
+}
+
+// recoverSlow is deferred by the slow path's goroutine: a panic is
+// logged, counted, and answered with SERVFAIL when the query unpacks.
+func (u *udpServer) recoverSlow(w *udpWriter, p []byte) {
+	pv := recover()
+	if pv == nil {
+		return
+	}
+	u.met.panics.Inc()
+	u.log.Error("panic answering a query", "client", w.to, "panic", pv, "stack", string(debug.Stack()))
+	r := new(dns.Msg)
+	if r.Unpack(p) != nil {
+		return
+	}
+	resp := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+	u.met.count(r, resp)
+	_ = w.WriteMsg(resp)
 }
 
 // shutdown stops reading, waits (within ctx) for the packets being handled
@@ -192,39 +312,36 @@ func (u *udpServer) shutdown(ctx context.Context) error {
 	return err
 }
 
-// serveWire does what miekg/dns's server does with a datagram: responses
-// are dropped, other opcodes get NOTIMP, anything that is not one plain
-// query or does not unpack gets FORMERR, and the rest goes to the handler.
-func serveWire(h dns.Handler, w dns.ResponseWriter, p []byte) {
-	if len(p) < headerLen {
-		return // not even a header: no reply can be addressed
-	}
-	dh := dns.Header{
-		Id: uint16(p[0])<<8 | uint16(p[1]), Bits: uint16(p[2])<<8 | uint16(p[3]),
-		Qdcount: uint16(p[4])<<8 | uint16(p[5]), Ancount: uint16(p[6])<<8 | uint16(p[7]),
-		Nscount: uint16(p[8])<<8 | uint16(p[9]), Arcount: uint16(p[10])<<8 | uint16(p[11]),
-	}
-	reject := func(rcode int) {
-		m := new(dns.Msg)
-		m.Id, m.Response, m.Opcode, m.Rcode = dh.Id, true, int(dh.Bits>>11)&0xF, rcode
-		_ = w.WriteMsg(m)
-	}
-	switch acceptQuery(dh) {
-	case dns.MsgIgnore:
-		return
-	case dns.MsgRejectNotImplemented:
-		reject(dns.RcodeNotImplemented)
-		return
-	case dns.MsgReject:
-		reject(dns.RcodeFormatError)
+// serveWire does what miekg/dns's server does with a datagram, by the
+// rule TCP follows too (vet): nothing for a response, NOTIMP for another
+// opcode, FORMERR for what is not one plain query or does not unpack; then
+// a slip for a client over the rate limit, and the rest to the handler.
+func (u *udpServer) serveWire(w *udpWriter, p []byte) {
+	v := vet(p)
+	if v.ignore {
 		return
 	}
-	req := new(dns.Msg)
-	if !completeMessage(p) || req.Unpack(p) != nil {
-		reject(dns.RcodeFormatError)
+	msg := new(dns.Msg)
+	if v.rcode == dns.RcodeSuccess && msg.Unpack(p) != nil {
+		v.rcode = dns.RcodeFormatError
+	}
+	if v.rcode != dns.RcodeSuccess {
+		u.met.countRcode(v.qtype, v.rcode)
+		if b := rejectPacket(p, v, u.maxUDP); b != nil {
+			_, _ = w.Write(b)
+		}
 		return
 	}
-	h.ServeDNS(w, req)
+	if client := w.to.Addr().Unmap(); !u.allow(client) {
+		var req request
+		if resp := req.fromMsg(msg, client, false, u.maxUDP); resp != nil {
+			_ = w.WriteMsg(resp)
+			return
+		}
+		_, _ = w.Write(u.slip(nil, &req))
+		return
+	}
+	u.handler.ServeDNS(w, msg)
 }
 
 // sourceOOB is the control message that sends a reply from the address
@@ -246,9 +363,6 @@ type udpWriter struct {
 	u   *udpServer
 	to  netip.AddrPort
 	oob []byte
-	// rateChecked: the read loop already charged this packet to the rate
-	// limiter.
-	rateChecked bool
 }
 
 var _ dns.ResponseWriter = (*udpWriter)(nil)
@@ -271,93 +385,3 @@ func (w *udpWriter) Close() error        { return nil }
 func (w *udpWriter) TsigStatus() error   { return nil }
 func (w *udpWriter) TsigTimersOnly(bool) {}
 func (w *udpWriter) Hijack()             {}
-
-// packetReply answers a query straight from its packet when it is a plain
-// query whose answer is cached: the reply is appended to dst. ok is false
-// when the packet must go the slow way.
-func (h *Handler) packetReply(dst, pkt []byte, client netip.Addr) (reply []byte, ok bool) {
-	cq, qend, ok := parsePlainQuery(pkt)
-	if !ok {
-		return dst, false
-	}
-	if h.limiter != nil && !h.limiter.Allow(client) {
-		return h.slipPacket(dst, pkt[:qend]), true
-	}
-	if cq.edns > 0 {
-		cq.size = max(minUDPSize, min(cq.size, h.maxUDP))
-	} else {
-		cq.size = minUDPSize
-	}
-	if b := h.fromCache(dst, &cq, client, false); b != nil {
-		return b, true
-	}
-	return dst, false
-}
-
-// slipPacket is slip for a parsed packet (header and question): an empty
-// reply with TC set.
-func (h *Handler) slipPacket(dst, query []byte) []byte {
-	h.met.rateLimited.Inc()
-	b := append(dst, query...)
-	b[2] = b[2]&^0x04 | 0x80 | 0x02 // QR, TC; not AA
-	b[3] &= 0x10                    // CD kept; RA, Z, AD, rcode cleared
-	b[6], b[7], b[8], b[9], b[10], b[11] = 0, 0, 0, 0, 0, 0
-	qtype := uint16(query[len(query)-4])<<8 | uint16(query[len(query)-3])
-	h.met.countRcode(qtype, dns.RcodeSuccess)
-	return b
-}
-
-// parsePlainQuery reads a query that the cache can answer: QR clear,
-// opcode QUERY, one question of class IN with an uncompressed name,
-// nothing else but at most one OPT of version 0, and nothing after it.
-// qend is where the question ends. Anything else is left to miekg/dns.
-func parsePlainQuery(p []byte) (cq cacheQuery, qend int, ok bool) {
-	if len(p) < headerLen+5 ||
-		p[2]&0xf8 != 0 || // QR, opcode
-		p[4] != 0 || p[5] != 1 || p[6] != 0 || p[7] != 0 || p[8] != 0 || p[9] != 0 || p[10] != 0 || p[11] > 1 {
-		return cq, 0, false
-	}
-	off := headerLen
-	for {
-		if off >= len(p) {
-			return cq, 0, false
-		}
-		l := int(p[off])
-		if l == 0 {
-			off++
-			break
-		}
-		if l > 63 || off+1+l >= len(p) || off+1+l-headerLen > maxWireName {
-			return cq, 0, false // a pointer, a reserved label type, or past the end
-		}
-		off += 1 + l
-	}
-	if off+4 > len(p) || p[off+2] != 0 || p[off+3] != byte(dns.ClassINET) {
-		return cq, 0, false
-	}
-	cq.wireName = p[headerLen:off]
-	cq.qtype = uint16(p[off])<<8 | uint16(p[off+1])
-	cq.id = uint16(p[0])<<8 | uint16(p[1])
-	cq.rd = p[2]&0x01 != 0
-	cq.cd = p[3]&0x10 != 0
-	qend = off + 4
-	off = qend
-	if p[11] == 1 {
-		// OPT: root name, type 41, class = UDP size, TTL = extended rcode,
-		// version, flags; then the options.
-		if off+11 > len(p) || p[off] != 0 || p[off+1] != 0 || p[off+2] != byte(dns.TypeOPT) || p[off+6] != 0 {
-			return cq, 0, false
-		}
-		cq.size = int(p[off+3])<<8 | int(p[off+4])
-		cq.edns = 1
-		if p[off+7]&0x80 != 0 {
-			cq.edns = 2
-		}
-		rdlen := int(p[off+9])<<8 | int(p[off+10])
-		off += 11 + rdlen
-	}
-	if off != len(p) {
-		return cq, 0, false
-	}
-	return cq, qend, true
-}

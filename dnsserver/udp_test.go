@@ -3,12 +3,13 @@ package dnsserver
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 )
 
 func pack(t testing.TB, m *dns.Msg) []byte {
@@ -38,9 +39,9 @@ func TestParsePlainQuery(t *testing.T) {
 		edns uint8
 		size int
 	}{
-		{"plain query", plain, true, 0, 0},
-		{"EDNS", withOPT(false, 0), true, 1, 1400},
-		{"EDNS with DO", withOPT(true, 0), true, 2, 1400},
+		{"plain query", plain, true, ednsNone, minUDPSize},
+		{"EDNS", withOPT(false, 0), true, ednsOPT, 1400},
+		{"EDNS with DO", withOPT(true, 0), true, ednsDO, 1400},
 		{"EDNS version 1: slow path answers BADVERS", withOPT(false, 1), false, 0, 0},
 		{"response", mutate(plain, func(b []byte) []byte { b[2] |= 0x80; return b }), false, 0, 0},
 		{"NOTIFY", mutate(plain, func(b []byte) []byte { b[2] |= 4 << 3; return b }), false, 0, 0},
@@ -55,18 +56,20 @@ func TestParsePlainQuery(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cq, _, ok := parsePlainQuery(tc.pkt)
+			var req request
+			ok := req.fromPacket(tc.pkt, loopback, dns.MaxMsgSize)
 			if ok != tc.ok {
 				t.Fatalf("ok=%v, want %v", ok, tc.ok)
 			}
-			if ok && (cq.edns != tc.edns || cq.size != tc.size) {
-				t.Errorf("edns=%d size=%d, want %d %d", cq.edns, cq.size, tc.edns, tc.size)
+			if ok && (req.edns != tc.edns || req.size != tc.size) {
+				t.Errorf("edns=%d size=%d, want %d %d", req.edns, req.size, tc.edns, tc.size)
 			}
 		})
 	}
-	cq, _, _ := parsePlainQuery(plain)
-	if name, _, err := dns.UnpackDomainName(cq.wireName, 0); err != nil || name != "Books-MS.service.local." || cq.qtype != dns.TypeSRV {
-		t.Errorf("name %q type %d, want Books-MS.service.local. SRV", name, cq.qtype)
+	var req request
+	req.fromPacket(plain, loopback, DefaultMaxUDPSize)
+	if name := req.text(); name != "Books-MS.service.local." || req.qtype != dns.TypeSRV {
+		t.Errorf("name %q type %d, want Books-MS.service.local. SRV", name, req.qtype)
 	}
 }
 
@@ -78,6 +81,7 @@ func TestPacketReplyMatchesSlowPath(t *testing.T) {
 	cfg := testConfig(cat)
 	cfg.Forwarder = &fakeForwarder{fn: func(*dns.Msg) (*dns.Msg, error) { return nil, errUpstream }}
 	h := newHandler(t, cfg)
+	loop := readLoop(h, nil)
 	cases := []struct {
 		name  string
 		qtype uint16
@@ -95,11 +99,11 @@ func TestPacketReplyMatchesSlowPath(t *testing.T) {
 			q := newQuery(tc.name, tc.qtype, tc.edns)
 			q.Id = 0x4242
 			wire := pack(t, q)
-			if _, ok := h.packetReply(nil, wire, onBridge); ok {
+			if _, ok := loop.packetReply(wire, onBridge); ok {
 				t.Fatal("answered before anything was cached")
 			}
 			slow := serveDNS(t, h, q.Copy(), onBridge, false) // fills the cache
-			fast, ok := h.packetReply(nil, wire, onBridge)
+			fast, ok := loop.packetReply(wire, onBridge)
 			if tc.name == "big.service.local." {
 				if ok {
 					t.Fatal("a reply over the client's size was not left to the slow path")
@@ -223,12 +227,12 @@ func hasIPv6Loopback() bool {
 	return true
 }
 
-func TestPacketRateLimitSlip(t *testing.T) {
-	cfg := testConfig(seed(t))
-	cfg.RateLimiter = denyAll{}
-	h := newHandler(t, cfg)
+// Over the rate limit a UDP client gets an empty reply with TC set, from
+// the read loop and from the slow path alike; TCP is never limited.
+func TestRateLimitSlip(t *testing.T) {
+	h := newHandler(t, testConfig(seed(t)))
 	q := newQuery("books-ms.service.local.", dns.TypeA, 1232)
-	reply, ok := h.packetReply(nil, pack(t, q), loopback)
+	reply, ok := readLoop(h, denyAll{}).packetReply(pack(t, q), loopback)
 	if !ok {
 		t.Fatal("no slip from the packet path")
 	}
@@ -238,6 +242,29 @@ func TestPacketRateLimitSlip(t *testing.T) {
 	}
 	if !r.Response || !r.Truncated || len(r.Answer)+len(r.Ns)+len(r.Extra) != 0 || r.Id != q.Id || r.Question[0] != q.Question[0] {
 		t.Fatalf("slip %v", r)
+	}
+
+	addr := serveWith(t, ServerConfig{Addr: "127.0.0.1:0", Handler: h, RateLimiter: denyAll{}})
+	// A query the read loop cannot read (class ANY) is unpacked on the
+	// slow path, and limited there.
+	anyClass := newQuery("books-ms.service.local.", dns.TypeA, 0)
+	anyClass.Question[0].Qclass = dns.ClassANY
+	for _, q := range []*dns.Msg{newQuery("books-ms.service.local.", dns.TypeA, 0), anyClass} {
+		c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		resp, _, err := c.Exchange(q, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !resp.Truncated || len(resp.Answer) != 0 || resp.Rcode != dns.RcodeSuccess {
+			t.Errorf("over the limit over UDP, class %d: TC=%v, %d answers, %s; want an empty TC reply", q.Question[0].Qclass, resp.Truncated, len(resp.Answer), dns.RcodeToString[resp.Rcode])
+		}
+		c.Net = "tcp"
+		if resp, _, err = c.Exchange(q, addr); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Truncated || len(resp.Answer) == 0 {
+			t.Errorf("over TCP: TC=%v, %d answers; TCP is never limited", resp.Truncated, len(resp.Answer))
+		}
 	}
 }
 
@@ -282,54 +309,159 @@ func TestShutdownAnswersQueued(t *testing.T) {
 	started := make(chan struct{})
 	go func() { done <- srv.Serve(ctx, 5*time.Second, func() { close(started) }) }()
 	<-started
-	conn, err := net.Dial("udp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// Replies come back in batches: the client reads as they come, with a
-	// buffer large enough for a burst.
-	if rc, err := conn.(*net.UDPConn).SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) })
-	}
+	c := newUDPClient(t, srv.Addr())
 	const n = 500
-	answered := map[uint16]bool{}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-		for len(answered) < n {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			m := new(dns.Msg)
-			if m.Unpack(buf[:k]) == nil {
-				answered[m.Id] = true
-			}
-		}
-	}()
 	for i := range n {
-		q := newQuery("books-ms.service.local.", dns.TypeA, 0)
-		q.Id = uint16(i)
-		if _, err := conn.Write(pack(t, q)); err != nil {
-			t.Fatal(err)
-		}
+		c.send(t, uint16(i))
 		if i == n/2 {
 			cancel() // mid-burst: the rest are queued or on their way
 		}
 	}
-	<-readDone
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	// Everything sent before the stop must be answered; what came after may
 	// be, the drain goes on while the socket is busy.
+	answered := c.end(t)
 	for i := range n/2 + 1 {
 		if !answered[uint16(i)] {
 			t.Errorf("query %d, sent before the stop, not answered (%d of %d answered)", i, len(answered), n)
 			break
 		}
 	}
+}
+
+// gateLimiter holds the first query it is asked about until release is
+// closed, as a read loop waiting for a CPU would be held.
+type gateLimiter struct {
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gateLimiter) Allow(netip.Addr) bool {
+	g.once.Do(func() { close(g.entered); <-g.release })
+	return true
+}
+
+// A read loop held up past the stop's quiet window (a loaded machine,
+// a long batch) still answers every query queued meanwhile: the window
+// counts only while the socket is really empty.
+func TestShutdownDrainsAfterHeldLoop(t *testing.T) {
+	gate := &gateLimiter{entered: make(chan struct{}), release: make(chan struct{})}
+	h := newHandler(t, testConfig(seed(t)))
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 1, RateLimiter: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() { done <- srv.Serve(ctx, 5*time.Second, func() { close(started) }) }()
+	<-started
+	c := newUDPClient(t, srv.Addr())
+	c.send(t, 0)
+	<-gate.entered // the loop holds query 0: the rest queue in the kernel
+	const n = 3 * batchSize
+	for i := 1; i < n; i++ {
+		c.send(t, uint16(i))
+	}
+	cancel()
+	// The TCP listener closes as the UDP read deadline is set; once the
+	// quiet window has passed too, the loop is let go.
+	for {
+		conn, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			break
+		}
+		conn.Close()
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(3 * drainQuiet) // provokes the case only: any wait passes
+	close(gate.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	answered := c.end(t)
+	for i := range n {
+		if !answered[uint16(i)] {
+			t.Errorf("query %d, sent before the stop, not answered (%d of %d answered)", i, len(answered), n)
+			break
+		}
+	}
+}
+
+// udpClient sends queries to a server from an unconnected socket and
+// collects the ids of the replies. Unconnected: a send after the server
+// closed its port finds no error (the kernel reports port unreachable to
+// connected sockets only), and end's marker can come from another socket.
+type udpClient struct {
+	conn     *net.UDPConn
+	server   *net.UDPAddr
+	answered map[uint16]bool
+	done     chan struct{}
+}
+
+func newUDPClient(t *testing.T, server string) *udpClient {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &udpClient{conn: conn, server: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(server)),
+		answered: map[uint16]bool{}, done: make(chan struct{})}
+	// Replies come back in batches: the client reads as they come, with a
+	// buffer large enough for a burst.
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { setSocketBuffers(int(fd), 4<<20) })
+	}
+	// A failure timeout only: the reader stops at end's marker.
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 4096)
+		for {
+			k, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Errorf("read replies: %v", err)
+				return
+			}
+			if from != c.server.AddrPort() {
+				return // end's marker
+			}
+			m := new(dns.Msg)
+			if m.Unpack(buf[:k]) == nil {
+				c.answered[m.Id] = true
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = conn.Close(); <-c.done })
+	return c
+}
+
+// send sends an A query with id.
+func (c *udpClient) send(t *testing.T, id uint16) {
+	t.Helper()
+	q := newQuery("books-ms.service.local.", dns.TypeA, 0)
+	q.Id = id
+	if _, err := c.conn.WriteToUDP(pack(t, q), c.server); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// end returns the ids of the replies, once the server's Serve returned:
+// every reply it sent is then in the client's queue (loopback delivers as
+// it sends), and a marker sent now queues behind them.
+func (c *udpClient) end(t *testing.T) map[uint16]bool {
+	t.Helper()
+	marker, err := net.DialUDP("udp", nil, c.conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	if _, err := marker.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	return c.answered
 }

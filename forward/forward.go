@@ -220,6 +220,11 @@ func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg) (*dns.Msg, error)
 // try asks one upstream: UDP, then TCP when the UDP reply is truncated. It
 // returns a usable reply, or an error and possibly the truncated UDP reply.
 func (f *Forwarder) try(ctx context.Context, u *upstream, q *dns.Msg, per time.Duration, deadline time.Time, left int) (resp, trunc *dns.Msg, err error) {
+	defer func() {
+		if r := result(resp, trunc, err); r != "" {
+			f.m.responses.WithLabelValues(u.name, r).Inc()
+		}
+	}()
 	start := time.Now()
 	resp, truncated, err := f.exchange(ctx, u, q, "udp", earliest(start.Add(per), deadline))
 	if err == nil && truncated {
@@ -238,7 +243,7 @@ func (f *Forwarder) try(ctx context.Context, u *upstream, q *dns.Msg, per time.D
 	}
 	if kind := rcodeKind(resp.Rcode); kind != "" {
 		f.m.errors.WithLabelValues(u.name, kind).Inc()
-		return nil, nil, fmt.Errorf("rcode %s", rcodeString(resp.Rcode))
+		return nil, nil, rcodeError{resp.Rcode}
 	}
 	return resp, nil, nil
 }

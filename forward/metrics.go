@@ -1,7 +1,10 @@
 package forward
 
 import (
+	"context"
 	"errors"
+
+	"github.com/miekg/dns"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,9 +21,24 @@ const (
 
 var errorKinds = []string{kindTimeout, kindNetwork, kindServfail, kindRefused, kindRcode, kindMismatch}
 
+// Results, the "result" label of svcdns_forward_responses_total: how one
+// upstream's try of a forward ended.
+const (
+	resultSuccess   = "success"   // an answer passed on (NOERROR, or YXDOMAIN)
+	resultNXDomain  = "nxdomain"  // NXDOMAIN, passed on
+	resultServfail  = "servfail"  // SERVFAIL; the next upstream is asked
+	resultRefused   = "refused"   // REFUSED; the next upstream is asked
+	resultTimeout   = "timeout"   // no reply before the try's deadline
+	resultError     = "error"     // the network failed, or another error rcode
+	resultTruncated = "truncated" // a truncated UDP answer whose TCP retry failed, kept as a fallback
+)
+
+var results = []string{resultSuccess, resultNXDomain, resultServfail, resultRefused, resultTimeout, resultError, resultTruncated}
+
 type metrics struct {
 	requests   *prometheus.CounterVec   // upstream, proto
 	errors     *prometheus.CounterVec   // upstream, kind
+	responses  *prometheus.CounterVec   // upstream, result
 	latency    *prometheus.HistogramVec // upstream
 	overloaded prometheus.Counter
 	failed     prometheus.Counter
@@ -38,6 +56,10 @@ func newMetrics(upstreams []string) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "errors_total",
 			Help: "Failed tries per upstream and kind (timeout, network, servfail, refused, rcode), and ignored non-matching replies (mismatch).",
 		}, []string{"upstream", "kind"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "responses_total",
+			Help: "Upstreams asked, per upstream and how the try ended: success, nxdomain, servfail, refused, timeout, error, truncated (a TC answer whose TCP retry failed).",
+		}, []string{"upstream", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
 			Help:    "Time from sending a query to accepting its reply, per upstream.",
@@ -65,6 +87,9 @@ func newMetrics(upstreams []string) *metrics {
 		for _, k := range errorKinds {
 			m.errors.WithLabelValues(u, k)
 		}
+		for _, r := range results {
+			m.responses.WithLabelValues(u, r)
+		}
 	}
 	return m
 }
@@ -74,8 +99,37 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.errors, m.latency, m.overloaded, m.failed, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.errors, m.responses, m.latency, m.overloaded, m.failed, m.inFlight} {
 		errs = append(errs, reg.Register(c))
 	}
 	return errors.Join(errs...)
 }
+
+// result names how a try ended, for svcdns_forward_responses_total; "" for
+// a try the caller cancelled, which says nothing about the upstream.
+func result(resp, trunc *dns.Msg, err error) string {
+	var rerr rcodeError
+	switch {
+	case err == nil && resp.Rcode == dns.RcodeNameError:
+		return resultNXDomain
+	case err == nil:
+		return resultSuccess
+	case errors.Is(err, context.Canceled):
+		return ""
+	case trunc != nil:
+		return resultTruncated
+	case errors.Is(err, errTimeout):
+		return resultTimeout
+	case errors.As(err, &rerr) && rerr.rcode == dns.RcodeServerFailure:
+		return resultServfail
+	case errors.As(err, &rerr) && rerr.rcode == dns.RcodeRefused:
+		return resultRefused
+	}
+	return resultError
+}
+
+// rcodeError is an upstream's answer with an rcode that sends the query on
+// to the next upstream.
+type rcodeError struct{ rcode int }
+
+func (e rcodeError) Error() string { return "rcode " + rcodeString(e.rcode) }

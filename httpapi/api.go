@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -11,12 +12,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/httpstatus"
 )
 
 // Config configures an API. The zero value of each field but Catalog is its
@@ -30,6 +33,11 @@ type Config struct {
 	Node string
 	// Gatherer is served at GET /metrics; nil = no /metrics endpoint (404).
 	Gatherer prometheus.Gatherer
+	// Queries returns the DNS queries answered so far by response code
+	// ("NOERROR", "NXDOMAIN", ...), the dashboard's query rates are sampled
+	// from it every 5 seconds; svcdns passes the DNS server's own counters
+	// (svcdns_dns_queries_total). It must be cheap: nil = no rates.
+	Queries func() map[string]float64
 	// Registerer takes this package's own metrics (svcdns_http_* and
 	// svcdns_catalog_*); nil = they are not registered anywhere.
 	Registerer prometheus.Registerer
@@ -42,21 +50,36 @@ type Config struct {
 	// MaxLongPolls bounds the blocking GET /v1/services/{name}?index=N
 	// requests waiting at once; past it they get 429. 0 = 1024.
 	MaxLongPolls int
+	// Routes answers GET /v1/routes (the HTTP proxy's route table); nil =
+	// the proxy is off, and the endpoint says so with a 404.
+	Routes http.Handler
 	// Now is the clock that TTL expiry times are computed from; nil =
 	// time.Now. The catalog's expiry reaper must use the same clock.
 	Now func() time.Time
+	// Explain answers GET /v1/explain and the dashboard's "why this
+	// answer" box; nil = 404.
+	Explain ExplainFunc
+	// PrometheusSD is which instances GET /v1/prometheus lists: SDLabels
+	// ("" too) or SDAll.
+	PrometheusSD string
+	// MaxStreams bounds the GET /v1/events streams open at once; past it
+	// they get 429. 0 = 256.
+	MaxStreams int
+	// Cluster lists the gossip cluster's nodes for GET /v1/nodes and
+	// /healthz; nil = clustering is off (GET /v1/nodes answers 404).
+	Cluster func() []Node
 }
 
-// DockerStatus is the Docker watcher's state, as /healthz reports it under
-// "docker".
-type DockerStatus struct {
-	Connected bool      `json:"connected"` // the event stream is up and the catalog synced from it
-	Synced    bool      `json:"synced"`    // a full list has been applied at least once
-	LastSync  time.Time `json:"last_sync,omitzero"`
-	Events    uint64    `json:"events"`
-	Resyncs   uint64    `json:"resyncs"`
-	Repairs   uint64    `json:"repairs"`
-	LastError string    `json:"last_error,omitempty"`
+// DockerStatus is the Docker watcher's state. /healthz encodes the value
+// itself as its "docker" object, so the fields are the watcher's to define
+// and document (svcdns passes a watcher.Status), and reads from Health the
+// two facts that decide the status: whether a full list of the Docker host
+// has been applied, and whether the event stream is up.
+//
+// httpapi does not import the watcher (readers and sources of the catalog
+// stay apart); cmd/svcdns passes func() httpapi.DockerStatus { return w.Status() }.
+type DockerStatus interface {
+	Health() (synced, connected bool)
 }
 
 // Limits of the API.
@@ -80,16 +103,22 @@ const (
 // API is svcdns's HTTP API, an http.Handler. It is safe for concurrent use;
 // Serve runs it on a listener with timeouts fit for the long poll.
 type API struct {
-	cat      *catalog.Catalog
-	tokenSum [sha256.Size]byte // sha256 of Config.Token, compared in constant time
-	auth     bool
-	node     string
-	docker   func() DockerStatus
-	log      *slog.Logger
-	met      *metrics
-	now      func() time.Time
-	polls    chan struct{} // one token per long poll in progress
-	mux      *http.ServeMux
+	cat       *catalog.Catalog
+	tokenSum  [sha256.Size]byte // sha256 of Config.Token, compared in constant time
+	auth      bool
+	node      string
+	docker    func() DockerStatus
+	cluster   func() []Node
+	log       *slog.Logger
+	met       *metrics
+	now       func() time.Time
+	polls     chan struct{} // one token per long poll in progress
+	streams   chan struct{} // one token per event stream open
+	feed      *feed
+	rates     *rates
+	explainer ExplainFunc
+	sdAll     bool
+	mux       *http.ServeMux
 }
 
 var _ http.Handler = (*API)(nil)
@@ -100,17 +129,23 @@ func New(cfg Config) (*API, error) {
 	if cfg.Catalog == nil {
 		return nil, errors.New("httpapi: no catalog")
 	}
-	if cfg.MaxLongPolls < 0 {
-		return nil, fmt.Errorf("httpapi: max long polls %d is negative", cfg.MaxLongPolls)
+	if cfg.MaxLongPolls < 0 || cfg.MaxStreams < 0 {
+		return nil, fmt.Errorf("httpapi: max long polls %d, max streams %d: negative", cfg.MaxLongPolls, cfg.MaxStreams)
 	}
 	a := &API{
 		cat:    cfg.Catalog,
 		auth:   cfg.Token != "",
 		node:   cfg.Node,
-		docker: cfg.Docker,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		mux:    http.NewServeMux(),
+		docker: cfg.Docker, cluster: cfg.Cluster,
+		log: cfg.Logger,
+		now: cfg.Now,
+		mux: http.NewServeMux(),
+
+		explainer: cfg.Explain,
+		sdAll:     cfg.PrometheusSD == SDAll,
+	}
+	if sd := cfg.PrometheusSD; sd != "" && sd != SDLabels && sd != SDAll {
+		return nil, fmt.Errorf("httpapi: prometheus sd %q: want %s or %s", sd, SDLabels, SDAll)
 	}
 	if a.auth {
 		a.tokenSum = sha256.Sum256([]byte(cfg.Token))
@@ -129,6 +164,9 @@ func New(cfg Config) (*API, error) {
 		n = defaultMaxLongPolls
 	}
 	a.polls = make(chan struct{}, n)
+	a.streams = make(chan struct{}, cmp.Or(cfg.MaxStreams, defaultMaxStreams))
+	a.feed = newFeed(cfg.Catalog, a.now)
+	a.rates = newRates(cfg.Queries, a.now)
 	met, err := newMetrics(cfg.Registerer, cfg.Catalog)
 	if err != nil {
 		return nil, err
@@ -141,6 +179,20 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("PUT /v1/instances/{id}", a.requireToken(a.handleRegister))
 	a.mux.HandleFunc("DELETE /v1/instances/{id}", a.requireToken(a.handleDeregister))
 	a.mux.HandleFunc("GET /healthz", a.handleHealth)
+	a.mux.HandleFunc("GET /v1/nodes", a.handleNodes)
+	a.mux.HandleFunc("GET /v1/events", a.handleEvents)
+	a.mux.HandleFunc("GET /v1/dashboard", a.handleDashboardJSON)
+	a.mux.HandleFunc("GET /v1/explain", a.handleExplain)
+	a.mux.HandleFunc("GET /v1/prometheus", a.handlePrometheusSD)
+	a.mux.HandleFunc("GET /{$}", a.handlePage)
+	a.mux.Handle("GET /ui/", uiHandler())
+	if cfg.Routes != nil {
+		a.mux.Handle("GET /v1/routes", cfg.Routes)
+	} else {
+		a.mux.HandleFunc("GET /v1/routes", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "the HTTP proxy is off: start svcdns with --proxy-addr")
+		})
+	}
 	if cfg.Gatherer != nil {
 		a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:      promLogger{a.log},
@@ -154,7 +206,7 @@ func New(cfg Config) (*API, error) {
 // 405 (both JSON), and counts the request under its route.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	h, pattern := a.mux.Handler(r)
 	route := routeOf(pattern)
 	if pattern == "" {
@@ -164,7 +216,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		a.mux.ServeHTTP(sw, r)
 	}
-	a.met.observe(sw.status(), r.Method, route, time.Since(start))
+	a.met.observe(sw.Status(), r.Method, route, time.Since(start))
 }
 
 // routeOf is the path part of a mux pattern ("GET /v1/services/{name}" →
@@ -238,6 +290,12 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	// The dashboard's change log and query rates run as long as the
+	// server does.
+	var bg sync.WaitGroup
+	defer func() { cancel(); bg.Wait() }()
+	bg.Go(func() { a.feed.run(base) })
+	bg.Go(func() { a.rates.run(base) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -260,36 +318,6 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 // setIndex sets the X-Svcdns-Index header.
 func setIndex(w http.ResponseWriter, idx uint64) {
 	w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
-}
-
-// statusWriter remembers the status code written, for the metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
 }
 
 // captureWriter records what the mux's own 404 and 405 handlers write.

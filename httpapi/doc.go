@@ -8,7 +8,8 @@
 //		Node:       "node-1",
 //		Gatherer:   reg,   // served at /metrics
 //		Registerer: reg,   // svcdns_http_* and svcdns_catalog_*
-//		Docker:     func() httpapi.DockerStatus { return httpapi.DockerStatus(w.Status()) },
+//		Queries:    dns.QueriesByRcode, // the dashboard's query rates
+//		Docker:     func() httpapi.DockerStatus { return w.Status() }, // a watcher.Status
 //		Logger:     logger.With("component", "http"),
 //	})
 //	if err != nil {
@@ -34,6 +35,10 @@
 //	DELETE /v1/instances/{id}    deregister: 204; 404 for an unknown id  (token)
 //	GET    /healthz              Health: 200 "ok" or "degraded"; 503 "syncing"
 //	GET    /metrics              Prometheus text (when Config.Gatherer is set)
+//	GET    /                     the dashboard: HTML, complete without JavaScript
+//	GET    /v1/dashboard         Dashboard: everything the page shows; ?q= filters services
+//	GET    /v1/events            server-sent events: change, status, reset (events.go)
+//	GET    /v1/explain           ?name=&type=&client=: Explanation (when Config.Explain is set)
 //
 // Every read carries the index it was read at in the X-Svcdns-Index header:
 // the service's index for GET /v1/services/{name}, the catalog's elsewhere.
@@ -44,6 +49,14 @@
 // token when Config.Token is set, 404 for an unknown path or id, 405 for a
 // wrong method (with Allow), 409 for an id a Docker instance holds, 413 for
 // a body over 1 MiB, 429 past Config.MaxLongPolls long polls.
+//
+// # Dashboard and events
+//
+// The change log comes from the catalog itself (changes.go): after each
+// write the API diffs the services whose index moved, so instances of
+// every source show. The query rates are sampled from Config.Queries (the
+// DNS server's svcdns_dns_queries_total, read without a Gather) every 5
+// seconds. Both run while Serve does.
 //
 // # Registering
 //

@@ -13,11 +13,7 @@ import (
 
 // GET /v1/services
 func (a *API) handleServices(w http.ResponseWriter, r *http.Request) {
-	idx, svcs, err := a.cat.Services(nil)
-	if err != nil {
-		a.internalError(w, r, err)
-		return
-	}
+	idx, svcs := a.cat.Services(nil)
 	writeList(w, idx, svcs, func(s catalog.ServiceSummary) Service {
 		return Service{Name: s.Name, Instances: s.Instances, Passing: s.Passing}
 	})
@@ -158,31 +154,43 @@ func writeList[T, J any](w http.ResponseWriter, idx uint64, items []T, toJSON fu
 // sync (the catalog serves what it last saw); 503 "syncing" until the
 // first full sync with Docker.
 func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {
-	st, err := a.cat.Stats()
+	ch, err := a.catalogHealth()
 	if err != nil {
 		a.internalError(w, r, err)
 		return
 	}
-	h := Health{
-		Status: StatusOK,
-		Catalog: CatalogHealth{
-			Index: st.Index, Services: st.Services, Instances: st.Instances,
-			Passing: st.Passing, Containers: st.Containers,
-		},
+	h := Health{Status: StatusOK, Catalog: ch}
+	if a.cluster != nil {
+		h.Cluster = map[string]int{"alive": 0}
+		for _, n := range a.cluster() {
+			h.Cluster[n.State]++
+		}
 	}
 	code := http.StatusOK
 	if a.docker != nil {
-		ds := a.docker()
-		h.Docker = &ds
+		h.Docker = a.docker()
+		synced, connected := h.Docker.Health()
 		switch {
-		case !ds.Synced:
+		case !synced:
 			h.Status, code = StatusSyncing, http.StatusServiceUnavailable
-		case !ds.Connected:
+		case !connected:
 			h.Status = StatusDegraded
 		}
 	}
-	setIndex(w, st.Index)
+	setIndex(w, ch.Index)
 	writeJSON(w, code, h)
+}
+
+// catalogHealth counts what the catalog holds.
+func (a *API) catalogHealth() (CatalogHealth, error) {
+	st, err := a.cat.Stats()
+	if err != nil {
+		return CatalogHealth{}, err
+	}
+	return CatalogHealth{
+		Index: st.Index, Services: st.Services, Instances: st.Instances,
+		Passing: st.Passing, Containers: st.Containers,
+	}, nil
 }
 
 // internalError answers 500 and logs why: the one place 5xx errors are

@@ -28,6 +28,9 @@ type Network struct {
 	Network   string `json:"network"` // "" for an API instance
 	Address   string `json:"address"`
 	PrefixLen int    `json:"prefix_len"`
+	// SpansHosts: a network that spans Docker hosts (an overlay), on
+	// which other hosts' clients reach the address too.
+	SpansHosts bool `json:"spans_hosts,omitempty"`
 }
 
 // Instance is one element of GET /v1/services/{name}, and the answer to
@@ -45,15 +48,39 @@ type Instance struct {
 	Networks []Network `json:"networks"` // [] when none
 	// HostAddress and HostPort are the published address; omitted when
 	// the port is not published.
-	HostAddress   string    `json:"host_address,omitempty"`
-	HostPort      uint16    `json:"host_port,omitempty"`
-	ContainerID   string    `json:"container_id"` // 64 hex digits, or "api/<id>"
-	ContainerName string    `json:"container_name"`
-	Node          string    `json:"node"`
-	Source        string    `json:"source"` // "docker" or "api"
-	Passing       bool      `json:"passing"`
-	Expires       time.Time `json:"expires,omitzero"` // UTC, RFC 3339; omitted when it never expires
-	TTL           string    `json:"ttl,omitempty"`    // a Go duration such as "30s"; omitted when none
+	HostAddress   string `json:"host_address,omitempty"`
+	HostPort      uint16 `json:"host_port,omitempty"`
+	ContainerID   string `json:"container_id"` // 64 hex digits, or "api/<id>"
+	ContainerName string `json:"container_name"`
+	// Node is the svcdns node the instance is on: the node whose Docker
+	// host runs its container, or whose API received its registration.
+	Node string `json:"node"`
+	// Owner is the node whose records hold the instance, the only node
+	// that may change or delete it; in a cluster, this node for its own
+	// instances and the peer for a peer's. Records never change owner, so
+	// it is always Node.
+	Owner   string    `json:"owner"`
+	Source  string    `json:"source"` // "docker" or "api"
+	Passing bool      `json:"passing"`
+	Expires time.Time `json:"expires,omitzero"`  // UTC, RFC 3339; omitted when it never expires
+	TTL     string    `json:"ttl,omitempty"`     // a Go duration such as "30s"; omitted when none
+	Proxy   *Proxy    `json:"proxy,omitempty"`   // the HTTP proxy's route to it; omitted when none
+	Metrics *Metrics  `json:"metrics,omitempty"` // its Prometheus endpoint; omitted when not opted in
+}
+
+// Metrics is where an instance serves Prometheus metrics: the labels
+// SERVICE_METRICS_PORT and SERVICE_METRICS_PATH. GET /v1/prometheus lists it.
+type Metrics struct {
+	Port uint16 `json:"port"`
+	Path string `json:"path,omitempty"` // default /metrics
+}
+
+// Proxy is an instance's route through svcdns's HTTP proxy: the labels
+// SERVICE_PROXY_PATH, SERVICE_PROXY_HOST and SERVICE_PROXY_STRIP.
+type Proxy struct {
+	Paths []string `json:"paths,omitempty"` // absolute path prefixes; the longest match wins
+	Host  string   `json:"host,omitempty"`  // the Host header to match; "" = any
+	Strip bool     `json:"strip,omitempty"` // remove the matched prefix before forwarding
 }
 
 // Container is one element of GET /v1/containers.
@@ -61,6 +88,7 @@ type Container struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
 	Node        string    `json:"node"`
+	Owner       string    `json:"owner"` // as Instance.Owner
 	Source      string    `json:"source"`
 	Networks    []Network `json:"networks"`
 	HostAddress string    `json:"host_address,omitempty"`
@@ -75,13 +103,18 @@ type Registration struct {
 	Protocol string   `json:"protocol,omitempty"` // "tcp" (default) or "udp"
 	Tags     []string `json:"tags,omitempty"`     // DNS labels, at most MaxTags
 	TTL      string   `json:"ttl,omitempty"`      // "" = never expires; else MinTTL to MaxTTL, e.g. "30s"
+	Proxy    *Proxy   `json:"proxy,omitempty"`    // a route through the HTTP proxy; needs paths or host
+	Metrics  *Metrics `json:"metrics,omitempty"`  // a Prometheus endpoint at the address, for GET /v1/prometheus
 }
 
 // Health is the answer of GET /healthz.
 type Health struct {
 	Status  string        `json:"status"` // "ok", "degraded" (Docker lost, serving what it last saw) or "syncing"
-	Docker  *DockerStatus `json:"docker"` // null when svcdns runs without Docker
+	Docker  DockerStatus  `json:"docker"` // null when svcdns runs without Docker
 	Catalog CatalogHealth `json:"catalog"`
+	// Cluster counts the cluster's nodes by state ("alive", "suspect",
+	// "dead", "left"), this node included; omitted when clustering is off.
+	Cluster map[string]int `json:"cluster,omitempty"`
 }
 
 // CatalogHealth counts what the catalog holds.
@@ -111,7 +144,7 @@ func networksJSON(addrs []catalog.NetAddr) []Network {
 		if !a.Prefix.IsValid() {
 			continue
 		}
-		out = append(out, Network{Network: a.Network, Address: a.Addr().String(), PrefixLen: a.Prefix.Bits()})
+		out = append(out, Network{Network: a.Network, Address: a.Addr().String(), PrefixLen: a.Prefix.Bits(), SpansHosts: a.SpansHosts})
 	}
 	return out
 }
@@ -128,6 +161,7 @@ func instanceJSON(in *catalog.Instance) Instance {
 		ContainerID:   in.ContainerID,
 		ContainerName: in.ContainerName,
 		Node:          in.Node,
+		Owner:         in.Node, // the catalog keeps records by their owner node
 		Source:        string(in.Source),
 		Passing:       in.Passing,
 	}
@@ -146,6 +180,12 @@ func instanceJSON(in *catalog.Instance) Instance {
 	if in.TTL > 0 {
 		out.TTL = in.TTL.String()
 	}
+	if r := in.Proxy; r != nil {
+		out.Proxy = &Proxy{Paths: r.Paths, Host: r.Host, Strip: r.Strip}
+	}
+	if m := in.Metrics; m != nil {
+		out.Metrics = &Metrics{Port: m.Port, Path: m.Path}
+	}
 	return out
 }
 
@@ -154,6 +194,7 @@ func containerJSON(c *catalog.Container) Container {
 		ID:       c.ID,
 		Name:     c.Name,
 		Node:     c.Node,
+		Owner:    c.Node,
 		Source:   string(c.Source),
 		Networks: networksJSON(c.Addrs),
 		Passing:  c.Passing,

@@ -73,6 +73,7 @@ func (m *metrics) observe(code int, method, route string, d time.Duration) {
 type catalogCollector struct {
 	cat                                             *catalog.Catalog
 	index, services, instances, passing, containers *prometheus.Desc
+	bySource                                        *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*catalogCollector)(nil)
@@ -88,6 +89,8 @@ func newCatalogCollector(cat *catalog.Catalog) *catalogCollector {
 		instances:  desc("instances", "Service instances in the catalog, passing or not."),
 		passing:    desc("passing_instances", "Service instances answered in DNS (running, and healthy where checked)."),
 		containers: desc("containers", "Containers (and API-registered instances) that SRV targets resolve to."),
+		bySource: prometheus.NewDesc(prometheus.BuildFQName(namespace, "catalog", "source_instances"),
+			"Service instances in the catalog by source (docker, api, or a peer's) and whether they pass.", []string{"source", "passing"}, nil),
 	}
 }
 
@@ -110,8 +113,24 @@ func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.instances, prometheus.GaugeValue, float64(st.Instances))
 	ch <- prometheus.MustNewConstMetric(c.passing, prometheus.GaugeValue, float64(st.Passing))
 	ch <- prometheus.MustNewConstMetric(c.containers, prometheus.GaugeValue, float64(st.Containers))
+	type key struct {
+		src     catalog.Source
+		passing bool
+	}
+	counts := map[key]int{{catalog.SourceDocker, true}: 0, {catalog.SourceAPI, true}: 0}
+	_, svcs := c.cat.Services(nil)
+	var buf []*catalog.Instance
+	for _, s := range svcs {
+		_, buf = c.cat.AppendService(buf[:0], catalog.ServiceQuery{Service: s.Name})
+		for _, in := range buf {
+			counts[key{in.Source, in.Passing}]++
+		}
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.bySource, prometheus.GaugeValue, float64(n), string(k.src), strconv.FormatBool(k.passing))
+	}
 }
 
 func (c *catalogCollector) descs() []*prometheus.Desc {
-	return []*prometheus.Desc{c.index, c.services, c.instances, c.passing, c.containers}
+	return []*prometheus.Desc{c.index, c.services, c.instances, c.passing, c.containers, c.bySource}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,6 +147,16 @@ func newInstance(id string, reg Registration, node string, now time.Time) (*cata
 			return nil, fmt.Errorf("ttl %q: want %s to %s", clip(reg.TTL), fmtDuration(MinTTL), fmtDuration(MaxTTL))
 		}
 	}
+	route, err := proxyRoute(reg.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	var metrics *catalog.MetricsEndpoint
+	if m := reg.Metrics; m != nil {
+		if metrics, err = catalog.ParseMetricsEndpoint(strconv.Itoa(int(m.Port)), m.Path); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	port := uint16(reg.Port)
 	inst := &catalog.Instance{
 		ID:       id,
@@ -158,17 +169,52 @@ func newInstance(id string, reg Registration, node string, now time.Time) (*cata
 		// --address-mode (container, host, auto) answers it.
 		HostIP:        addr,
 		HostPort:      port,
-		ContainerID:   "api/" + id,
+		ContainerID:   catalog.APIContainerID(id),
 		ContainerName: id,
+		Target:        id,
 		Node:          node,
 		Source:        catalog.SourceAPI,
 		Passing:       true,
 		TTL:           ttl,
+		Proxy:         route,
+		Metrics:       metrics,
 	}
 	if ttl > 0 {
 		inst.Expires = now.Add(ttl)
 	}
 	return inst, nil
+}
+
+// proxyRoute checks a registration's proxy route, as the watcher checks
+// the SERVICE_PROXY_* labels.
+func proxyRoute(p *Proxy) (*catalog.ProxyRoute, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if len(p.Paths) == 0 && p.Host == "" {
+		return nil, errors.New(`proxy: give paths (["/api/v1/books"]), a host, or both`)
+	}
+	r := &catalog.ProxyRoute{Strip: p.Strip}
+	if len(p.Paths) > 0 {
+		for i, path := range p.Paths {
+			if strings.Contains(path, ",") {
+				return nil, fmt.Errorf("proxy.paths[%d] %q: one path per item, no commas", i, clip(path))
+			}
+		}
+		paths, err := catalog.ParseProxyPaths(strings.Join(p.Paths, ","))
+		if err != nil {
+			return nil, fmt.Errorf("proxy.paths: %w", err)
+		}
+		r.Paths = paths
+	}
+	if p.Host != "" {
+		host, err := catalog.NormalizeProxyHost(p.Host)
+		if err != nil {
+			return nil, fmt.Errorf("proxy.host: %w", err)
+		}
+		r.Host = host
+	}
+	return r, nil
 }
 
 func parseAddress(s string) (netip.Addr, error) {

@@ -64,6 +64,10 @@ func TestRegisterRejects(t *testing.T) {
 		{name: "ttl 500ms", body: `{` + ok + `,"ttl":"500ms"}`, code: 400, err: "1s to 24h"},
 		{name: "ttl 25h", body: `{` + ok + `,"ttl":"25h"}`, code: 400, err: "1s to 24h"},
 		{name: "ttl without unit", body: `{` + ok + `,"ttl":"30"}`, code: 400, err: `ttl "30"`},
+		{name: "proxy empty", body: `{` + ok + `,"proxy":{}}`, code: 400, err: "proxy: give paths"},
+		{name: "proxy relative path", body: `{` + ok + `,"proxy":{"paths":["api/v1/books"]}}`, code: 400, err: "not an absolute path"},
+		{name: "proxy path with comma", body: `{` + ok + `,"proxy":{"paths":["/a,/b"]}}`, code: 400, err: "proxy.paths[0]"},
+		{name: "proxy host with port", body: `{` + ok + `,"proxy":{"host":"books:80"}}`, code: 400, err: "proxy.host"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,6 +158,14 @@ func TestRegisterAndDeregister(t *testing.T) {
 	if w := f.register("b1", `{"service":"books","address":"10.0.0.1","port":8080,"protocol":"udp","tags":["v1","v2"]}`); indexOf(t, w) != idx1 {
 		t.Errorf("identical PUT moved the index from %d to %d", idx1, indexOf(t, w))
 	}
+	// A proxy route is stored and shown, normalized.
+	w = f.register("b1", `{"service":"books","address":"10.0.0.1","port":8080,"protocol":"udp","tags":["v1","v2"],"proxy":{"paths":["/api/v1/books/"],"host":"Books.Test","strip":true}}`)
+	if got := decode[Instance](t, w); got.Proxy == nil || strings.Join(got.Proxy.Paths, ",") != "/api/v1/books" || got.Proxy.Host != "books.test" || !got.Proxy.Strip {
+		t.Errorf("PUT with a proxy route answered %+v", got.Proxy)
+	}
+	if inst, _ := f.cat.Instance("b1"); inst == nil || inst.Proxy == nil || inst.Proxy.Host != "books.test" {
+		t.Errorf("catalog instance's proxy route: %+v", inst)
+	}
 	// A new address replaces the old one.
 	w = f.register("b1", `{"service":"books","address":"10.0.0.2","port":8080}`)
 	if indexOf(t, w) <= idx1 {
@@ -199,10 +211,10 @@ func TestRegisterAndDeregister(t *testing.T) {
 // are DNS labels, Docker instances' are "<container id>:<port>/<proto>".
 func TestRegisterDockerID(t *testing.T) {
 	f := newFixture(t, nil)
-	ctr := &catalog.Container{ID: hexA, Name: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
+	ctr := &catalog.Container{ID: hexA, Name: "web-1", Target: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
 	dockerID := hexA + ":80/tcp"
 	inst := &catalog.Instance{ID: dockerID, Service: "web", Protocol: "tcp", Port: 80, ContainerID: hexA,
-		ContainerName: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
+		ContainerName: "web-1", Target: "web-1", Node: "n1", Source: catalog.SourceDocker, Passing: true}
 	if _, err := f.cat.PutContainer(ctr, []*catalog.Instance{inst}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +258,12 @@ func TestToken(t *testing.T) {
 		{"GET containers open", "GET", "/v1/containers", "", 200},
 		{"GET healthz open", "GET", "/healthz", "", 200},
 		{"GET metrics open", "GET", "/metrics", "", 200},
+		// The dashboard only reads: the token guards none of it.
+		{"GET dashboard page open", "GET", "/", "", 200},
+		{"GET dashboard search open", "GET", "/?q=books", "", 200},
+		{"GET dashboard script open", "GET", "/ui/app.js", "", 200},
+		{"GET dashboard JSON open", "GET", "/v1/dashboard", "", 200},
+		{"GET prometheus SD open", "GET", "/v1/prometheus", "", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -357,7 +357,7 @@ func TestDNSPortInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, svcdnsBin, "--docker-host", "none", "--upstream", "none",
-		"--dns-addr", pc.LocalAddr().String(), "--http-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))))
+		"--dns-addr", pc.LocalAddr().String(), "--http-addr", "127.0.0.1:0")
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {

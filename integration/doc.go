@@ -20,6 +20,7 @@
 //
 // No Docker test runs in parallel with another: each svcdns watches every
 // container labelled svcdns-test=1. For the same reason two runs of this
-// package at once on one engine break each other (each run's sweep and
-// image removal takes away the other's).
+// package at once on one engine would break each other (each run's sweep
+// and image removal takes away the other's), so TestMain holds a lock file
+// for the whole run and a second run waits for it.
 package integration

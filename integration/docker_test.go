@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,19 +34,22 @@ func startWatching(t *testing.T, dnsAddr string, flags ...string) *svcdns {
 	return s
 }
 
-// waitSynced waits until /healthz is 200: svcdns has listed Docker.
-func waitSynced(t testing.TB, s *svcdns) time.Duration {
+// syncedLine is the watcher's log line for a full list of Docker applied
+// on connecting: the first one is the first sync.
+var syncedLine = regexp.MustCompile(`msg="docker containers synced".* reason=connect `)
+
+// waitSynced waits for svcdns's first full sync with Docker, as its log
+// line tells it (nothing to poll), then checks that /healthz says so.
+func waitSynced(t testing.TB, s *svcdns) {
 	t.Helper()
-	return eventually(t, 20*time.Second, "svcdns /healthz 200 after the first Docker sync", func() error {
-		code, body, err := s.get("/healthz")
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return fmt.Errorf("/healthz: %d %s", code, body)
-		}
-		return nil
-	})
+	s.waitLog(t, syncedLine, 20*time.Second)
+	code, body, err := s.get("/healthz")
+	if err != nil {
+		t.Fatalf("/healthz after the first Docker sync: %v", err)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("/healthz after the first Docker sync: %d %s", code, body)
+	}
 }
 
 // cname is the SRV target of a container named svcdns-test-<name>.
@@ -221,6 +225,11 @@ func TestDockerBooksLifecycle(t *testing.T) {
 	ips := map[string]string{}
 	up := map[string]bool{}
 	cur := map[string]string{} // name -> its current name (a rename changes it)
+	const delayCount = "svcdns_watcher_event_to_catalog_seconds_count"
+	delays, err := metricSum(s, delayCount)
+	if err != nil {
+		t.Fatal(err)
+	}
 	target := func(n string) string { return cname(cur[n]) }
 	want := func() (a, srv []string) {
 		for _, n := range names {
@@ -288,6 +297,11 @@ func TestDockerBooksLifecycle(t *testing.T) {
 		ips[n] = containerIP(t, ids[n], "")
 	}
 	exact("three books-ms containers answered")
+	// Each container's events are at least one catalog write, timed from
+	// the event's arrival.
+	if n, err := metricSum(s, delayCount); err != nil || n < delays+3 {
+		t.Errorf("%s %v (%v), want at least %v: one per container started", delayCount, n, err, delays+3)
+	}
 	m, err := ask(s.DNS, svc, dns.TypeSRV)
 	if err != nil {
 		t.Fatal(err)

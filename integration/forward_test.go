@@ -198,9 +198,9 @@ func TestForwardDeadUpstream(t *testing.T) {
 		}
 		slices.Sort(lat)
 		t.Logf("zone queries during %d stalled forwards: p50 %v, max %v", forwards, lat[len(lat)/2], lat[len(lat)-1])
-		if lat[len(lat)-1] > 200*time.Millisecond {
-			t.Errorf("slowest zone answer took %v while forwards stalled, want < 200ms", lat[len(lat)-1])
-		}
+		// A zone query held behind the stalled forwards would wait for
+		// their budget (2.4s) and fail its 2s exchange above: no bound on
+		// the latencies, which a loaded machine could pass.
 		var worst time.Duration
 		for range forwards {
 			res := <-results
@@ -288,8 +288,15 @@ func TestForwardInFlightCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("6th concurrent forward: %s in %v", rcodeName(r.Rcode), took)
-	if r.Rcode != dns.RcodeServerFailure || took > 500*time.Millisecond {
-		t.Errorf("6th concurrent forward: %s after %v, want SERVFAIL at once (< 500ms)", rcodeName(r.Rcode), took)
+	// At once: before any of the 5 stalled forwards has ended (at their
+	// budget of 2.4s), not within a bound on the clock.
+	select {
+	case <-done:
+		t.Errorf("6th concurrent forward: answered after a stalled forward ended, want at once")
+	default:
+	}
+	if r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("6th concurrent forward: %s, want SERVFAIL", rcodeName(r.Rcode))
 	}
 	if c := up.Count(t); c.Queries != 5 {
 		t.Errorf("upstream received %d queries, want 5: the 6th must not be sent", c.Queries)
@@ -358,13 +365,12 @@ func TestForwardRecursionRefused(t *testing.T) {
 	t.Run("netns", func(t *testing.T) {
 		ns := newTestNetns(t)
 		up := startFakeUpstream(t, "")
-		addr := net.JoinHostPort(ns.HostIP, strconv.Itoa(freePort(t)))
 		// Default --allow (loopback, private, docker) and --recursion-allow
 		// (loopback, docker): a client on 10.253.77.2 may ask the zone,
 		// not the world.
-		s := startSvcdns(t, addr, "--docker-host", "none", "--upstream", up.Addr)
+		s := startSvcdns(t, net.JoinHostPort(ns.HostIP, "0"), "--docker-host", "none", "--upstream", up.Addr)
 		s.register(t, "z1", apiInstance{Service: "zoned", Address: "10.6.0.1", Port: 80})
-		host, port, _ := net.SplitHostPort(addr)
+		host, port, _ := net.SplitHostPort(s.DNS)
 		dig := func(args ...string) digResult {
 			out, err := ns.Exec(append([]string{"dig", "@" + host, "-p", port, "+time=2", "+tries=1"}, args...)...)
 			res := parseDig("dig", out)
@@ -436,7 +442,7 @@ func TestForwardZoneNeverForwarded(t *testing.T) {
 // exit, and the message says it would forward to itself.
 func TestForwardUpstreamIsSelf(t *testing.T) {
 	p := strconv.Itoa(freePort(t))
-	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	httpAddr := "127.0.0.1:0"
 	for _, tc := range []struct{ dnsAddr, upstream string }{
 		{"127.0.0.1:" + p, "127.0.0.1:" + p},
 		{"127.0.0.1:53", "127.0.0.1"},
@@ -500,12 +506,14 @@ func TestForwardResolvConfSkipsSelf(t *testing.T) {
 			t.Errorf("start line does not say resolv.conf lists only svcdns:\n%s", s.Log())
 		}
 		before := up.Count(t).Queries
-		r, took, err := exchange("udp", s.DNS, newQuery("loop.example.com", dns.TypeA, 1232), 5*time.Second)
+		// REFUSED, and no query at the fake upstream: not forwarded, to
+		// itself or anywhere (a loop would end in SERVFAIL).
+		r, _, err := exchange("udp", s.DNS, newQuery("loop.example.com", dns.TypeA, 1232), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Rcode != dns.RcodeRefused || took > time.Second {
-			t.Errorf("outside name with no upstream: %s after %v, want REFUSED at once", rcodeName(r.Rcode), took)
+		if r.Rcode != dns.RcodeRefused {
+			t.Errorf("outside name with no upstream: %s, want REFUSED", rcodeName(r.Rcode))
 		}
 		if got := up.Count(t).Queries - before; got != 0 {
 			t.Errorf("fake upstream received %d queries, want 0", got)

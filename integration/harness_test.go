@@ -4,9 +4,9 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // Resources the tests create carry this label, and names with this prefix.
@@ -67,6 +69,12 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
 	flag.Parse()
+	unlock, err := lockEngine()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer unlock()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -99,6 +107,26 @@ func testMain(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// engineLock is held by one run of this package at a time on a machine:
+// two runs on one engine break each other (each run's sweep and image
+// removal takes away the other's), so the second waits for the first.
+const engineLock = "/tmp/svcdns-integration.lock"
+
+func lockEngine() (unlock func(), err error) {
+	f, err := os.OpenFile(engineLock, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", engineLock, err)
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		fmt.Fprintf(os.Stderr, "integration: waiting for another run holding %s\n", engineLock)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", engineLock, err)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 func errOrOK(err error) string {
@@ -250,45 +278,53 @@ func copyFile(src, dst string) error {
 type svcdns struct {
 	DNS   string // host:port of the DNS listener
 	HTTP  string // host:port of the HTTP API
+	Proxy string // host:port of the HTTP proxy, "" when off
 	Token string // --http-token, "" for none
 
+	args   []string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.LogBuffer
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
 }
 
-// startSvcdns runs the binary with a DNS listener on dnsAddr ("" = a free
-// port on 127.0.0.1), the API on a free loopback port, --upstream none and
-// --node svcdns-test-node unless flags say otherwise, and waits until both
-// listeners answer. At cleanup it sends SIGTERM and expects exit status 0;
-// its log goes to the test log when the test failed.
+// startSvcdns runs the binary with a DNS listener on dnsAddr ("" = a port
+// the kernel picks on 127.0.0.1), the API on such a port, --upstream none
+// and --node svcdns-test-node unless flags say otherwise, and returns once
+// its start line names the addresses it bound. At cleanup it sends SIGTERM
+// and expects exit status 0; its log goes to the test log when the test
+// failed.
 func startSvcdns(t testing.TB, dnsAddr string, flags ...string) *svcdns {
 	t.Helper()
+	s := launchSvcdns(t, dnsAddr, flags)
+	t.Cleanup(func() { s.stop(t) })
+	s.waitStarted(t)
+	return s
+}
+
+// launchSvcdns starts the binary as startSvcdns describes, without
+// waiting or a cleanup.
+func launchSvcdns(t testing.TB, dnsAddr string, flags []string) *svcdns {
+	t.Helper()
 	requireBinary(t)
-	if dnsAddr == "" {
-		dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	}
 	s := &svcdns{
-		DNS:    dnsAddr,
-		HTTP:   net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		stderr: &syncBuffer{},
+		stderr: &testutil.LogBuffer{Max: 4 << 20},
 		exited: make(chan struct{}),
 	}
-	args := []string{"--dns-addr", s.DNS, "--http-addr", s.HTTP, "--log-level", "debug"}
+	s.args = []string{"--dns-addr", cmp.Or(dnsAddr, "127.0.0.1:0"), "--http-addr", "127.0.0.1:0", "--log-level", "debug"}
 	if !hasFlag(flags, "--upstream") {
-		args = append(args, "--upstream", "none")
+		s.args = append(s.args, "--upstream", "none")
 	}
 	if !hasFlag(flags, "--node") {
-		args = append(args, "--node", testNode)
+		s.args = append(s.args, "--node", testNode)
 	}
 	for i, f := range flags {
 		if f == "--http-token" && i+1 < len(flags) {
 			s.Token = flags[i+1]
 		}
 	}
-	args = append(args, flags...)
-	s.cmd = exec.Command(svcdnsBin, args...)
+	s.args = append(s.args, flags...)
+	s.cmd = exec.Command(svcdnsBin, s.args...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
@@ -299,37 +335,45 @@ func startSvcdns(t testing.TB, dnsAddr string, flags ...string) *svcdns {
 		s.err = s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(func() { s.stop(t) })
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-s.exited:
-			t.Fatalf("svcdns %s exited at start: %v\n%s", strings.Join(args, " "), s.err, s.stderr)
-		default:
-		}
-		if s.ready() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("svcdns %s: not listening after 15s\n%s", strings.Join(args, " "), s.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return s
 }
 
-// ready: /healthz answers (any status: it reports Docker's state too) and
-// the DNS listener answers the zone's SOA.
-func (s *svcdns) ready() bool {
-	c := &http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + s.HTTP + "/healthz")
-	if err != nil {
-		return false
+// waitStarted waits for the start line and reads the bound addresses
+// from it. Every listener is bound (and queues what arrives) before the
+// line is written: there is nothing to poll.
+func (s *svcdns) waitStarted(t testing.TB) {
+	t.Helper()
+	m := s.waitLog(t, testutil.StartedLine, 15*time.Second)
+	s.DNS, s.HTTP = m[1], m[2]
+	if m[3] != "off" {
+		s.Proxy = m[3]
 	}
-	resp.Body.Close()
-	_, err = ask(s.DNS, testZone, dns.TypeSOA)
-	return err == nil
+}
+
+// waitLog returns the submatches of the first line of svcdns's log that
+// re matches, waiting for it at most timeout; the test fails if svcdns
+// exits or the time runs out first.
+func (s *svcdns) waitLog(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	m, err := s.stderr.WaitFor(ctx, re)
+	if err != nil {
+		select {
+		case <-s.exited:
+			t.Fatalf("svcdns %s exited waiting for %q: %v\n%s", strings.Join(s.args, " "), re, s.err, s.stderr)
+		default:
+			t.Fatalf("svcdns %s: no %q after %v\n%s", strings.Join(s.args, " "), re, timeout, s.stderr)
+		}
+	}
+	return m
 }
 
 func (s *svcdns) stop(t testing.TB) {
@@ -391,28 +435,6 @@ func freePort(t testing.TB) int {
 	}
 	t.Fatal("no free port for both TCP and UDP")
 	return 0
-}
-
-// syncBuffer is a goroutine-safe buffer that keeps the last 4 MiB.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - 4<<20; over > 0 {
-		b.buf = b.buf[over:]
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // ---- HTTP API ----
@@ -645,22 +667,6 @@ func glue(m *dns.Msg) map[string][]string {
 		slices.Sort(v)
 	}
 	return out
-}
-
-// answerA is ask for A records, with the rcode checked: NXDOMAIN gives an
-// empty list, other failures an error.
-func answerA(server, name string) ([]string, error) {
-	m, err := ask(server, name, dns.TypeA)
-	if err != nil {
-		return nil, err
-	}
-	switch m.Rcode {
-	case dns.RcodeSuccess:
-		return aRecords(m), nil
-	case dns.RcodeNameError:
-		return nil, nil
-	}
-	return nil, fmt.Errorf("%s A: rcode %s", name, dns.RcodeToString[m.Rcode])
 }
 
 // ---- dig and kdig ----
@@ -1011,5 +1017,3 @@ func sameSet(what string, got, want []string) error {
 	}
 	return nil
 }
-
-var errStop = errors.New("stop")

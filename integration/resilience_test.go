@@ -299,7 +299,7 @@ func TestDockerReadOnlyAPI(t *testing.T) {
 	eventually(t, 10*time.Second, "ro-1 gone", goneNow)
 
 	reqs := p.Requests()
-	allowed := regexp.MustCompile(`^(GET|HEAD) (/v1\.[0-9]+)?/(_ping|version|events|containers/json|containers/[^/?]+/json)(\?.*)?$`)
+	allowed := regexp.MustCompile(`^(GET|HEAD) (/v1\.[0-9]+)?/(_ping|version|events|networks|containers/json|containers/[^/?]+/json)(\?.*)?$`)
 	counts := map[string]int{}
 	var bad []string
 	for _, r := range reqs {
@@ -317,7 +317,7 @@ func TestDockerReadOnlyAPI(t *testing.T) {
 	t.Logf("svcdns sent %d requests to the Docker socket: %v", len(reqs), counts)
 	if len(bad) > 0 {
 		slices.Sort(bad)
-		t.Errorf("requests other than GET /_ping, /version, /containers/json, /containers/{id}/json, /events:\n%s", strings.Join(slices.Compact(bad), "\n"))
+		t.Errorf("requests other than GET /_ping, /version, /containers/json, /containers/{id}/json, /events, /networks:\n%s", strings.Join(slices.Compact(bad), "\n"))
 	}
 	// The recording saw the traffic it must: a stream per connection, the
 	// periodic lists, and inspects.

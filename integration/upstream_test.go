@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // Helpers of the forwarding and hardening tests: the fake upstream
@@ -39,7 +41,7 @@ const (
 type fakeUpstream struct {
 	Addr string // DNS, host:port
 	HTTP string // the /count endpoint, host:port
-	log  *syncBuffer
+	log  *testutil.LogBuffer
 }
 
 // startFakeUpstream runs the fake upstream on addr ("" = a free port of
@@ -59,7 +61,7 @@ func startFakeUpstream(t testing.TB, addr string, flags ...string) *fakeUpstream
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &fakeUpstream{log: &syncBuffer{}}
+	u := &fakeUpstream{log: &testutil.LogBuffer{Max: 4 << 20}}
 	cmd.Stderr = u.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start fakeupstream: %v", err)
@@ -276,32 +278,11 @@ func metricValue(t testing.TB, httpAddr, name string, match ...string) float64 {
 }
 
 // startSvcdnsProc is startSvcdns for tests that stop svcdns themselves
-// (SIGTERM under load): the same flags and readiness check, and at cleanup
-// only a kill if it still runs. The test reads s.exited and s.err.
+// (SIGTERM under load): the same flags and start, and at cleanup only a
+// kill if it still runs. The test reads s.exited and s.err.
 func startSvcdnsProc(t testing.TB, flags ...string) *svcdns {
 	t.Helper()
-	requireBinary(t)
-	s := &svcdns{
-		DNS:    net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		HTTP:   net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		stderr: &syncBuffer{},
-		exited: make(chan struct{}),
-	}
-	args := []string{"--dns-addr", s.DNS, "--http-addr", s.HTTP, "--node", testNode, "--log-level", "debug"}
-	if !hasFlag(flags, "--upstream") {
-		args = append(args, "--upstream", "none")
-	}
-	args = append(args, flags...)
-	s.cmd = exec.Command(svcdnsBin, args...)
-	s.cmd.Env = cleanEnv()
-	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start svcdns: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
+	s := launchSvcdns(t, "", flags)
 	t.Cleanup(func() {
 		select {
 		case <-s.exited:
@@ -313,18 +294,7 @@ func startSvcdnsProc(t testing.TB, flags ...string) *svcdns {
 			t.Logf("svcdns log:\n%s", s.stderr)
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for !s.ready() {
-		select {
-		case <-s.exited:
-			t.Fatalf("svcdns %s exited at start: %v\n%s", strings.Join(args, " "), s.err, s.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("svcdns %s: not listening after 15s\n%s", strings.Join(args, " "), s.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.waitStarted(t)
 	return s
 }
 

@@ -13,7 +13,7 @@
 //	}
 //
 // The limiter only counts. The caller decides what a false means — the
-// dnsserver handler sends a truncated, empty reply ("slip"), which costs a
+// dnsserver UDP server sends a truncated, empty reply ("slip"), which costs a
 // spoofed victim less than the answer would and moves a real client to TCP,
 // where source addresses cannot be forged and no limit applies. Call Allow
 // for UDP responses only.

@@ -20,7 +20,8 @@ const (
 	sweepPeriod = time.Second
 )
 
-// Limiter has dnsserver.RateLimiter's method set.
+// Limiter is a dnsserver.Limiter (ServerConfig.RateLimiter); ratelimit
+// does not import dnsserver, so the method set is checked here.
 var _ interface{ Allow(netip.Addr) bool } = (*Limiter)(nil)
 
 // Limiter is a per-client-prefix token bucket limiter. It is safe for

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 	"github.com/svcdns/svcdns/catalog"
 )
@@ -20,6 +21,9 @@ type convertOptions struct {
 	// interface and for host-network containers; zero leaves such ports
 	// unpublished and host-network containers out.
 	AdvertiseIP netip.Addr
+	// Networks are the host's networks by id: an address on one that
+	// spans hosts is marked so. nil: every network counts as local.
+	Networks map[string]*catalog.Network
 }
 
 // problem is one name or tag of a container that svcdns refuses: a log line
@@ -49,6 +53,50 @@ type port struct {
 	key   string // the nat.Port key, "8080/tcp"
 }
 
+// mapped is an inspected container and what it maps to, without the
+// inspect response it came from.
+type mapped struct {
+	id   string // "" when the response had none
+	name string // displayName, for log lines
+	conv conversion
+	stop stopConfig // how docker stop stops it, for draining
+}
+
+// mapContainer applies the label filters and convert. It reads only its
+// arguments, so inspect workers call it concurrently.
+func mapContainer(resp container.InspectResponse, filters []labelFilter, opt convertOptions) mapped {
+	m := mapped{name: displayName(resp)}
+	if resp.ContainerJSONBase != nil {
+		m.id = resp.ID
+	}
+	var labels map[string]string
+	if resp.Config != nil {
+		labels = resp.Config.Labels
+		m.stop = newStopConfig(resp.Config.StopSignal, resp.Config.StopTimeout)
+	}
+	if !matchLabels(filters, labels) {
+		m.conv.Skip = "excluded by the docker filters"
+		return m
+	}
+	m.conv = convert(resp, opt)
+	return m
+}
+
+// displayName is the container's name for log lines: its Docker name,
+// shortened past maxShownName, else its short id.
+func displayName(resp container.InspectResponse) string {
+	if resp.ContainerJSONBase == nil {
+		return ""
+	}
+	if n := strings.TrimPrefix(resp.Name, "/"); n != "" {
+		if len(n) > maxShownName {
+			n = n[:maxShownName] + "…"
+		}
+		return n
+	}
+	return shortID(resp.ID)
+}
+
 // convert maps an inspected container to its catalog record, as DESIGN.md's
 // "From container to instances" says. It is pure: everything it needs is in
 // its arguments, and problems are returned, not logged.
@@ -71,11 +119,10 @@ func convert(c container.InspectResponse, opt convertOptions) conversion {
 		out.Skip = s.Source + " is set"
 		return out
 	}
-
 	hostMode := c.HostConfig != nil && c.HostConfig.NetworkMode.IsHost()
 	var addrs []catalog.NetAddr
 	if !hostMode {
-		addrs = networkAddrs(c.NetworkSettings)
+		addrs = networkAddrs(c.NetworkSettings, opt.Networks)
 	}
 	if len(addrs) == 0 && !(hostMode && opt.AdvertiseIP.IsValid()) {
 		if hostMode {
@@ -85,97 +132,141 @@ func convert(c container.InspectResponse, opt convertOptions) conversion {
 		}
 		return out
 	}
+	b := &recordBuilder{c: c, cfg: cfg, meta: m, opt: opt, hostMode: hostMode, p: &problems{}}
+	b.ctr = b.container(addrs)
+	out.Record.Instances = b.instances()
+	out.Record.Container = b.ctr
+	out.Problems = b.p.list()
+	return out
+}
 
-	p := &problems{}
+// recordBuilder holds what building one running container's record needs
+// once convert has decided it is served.
+type recordBuilder struct {
+	c        container.InspectResponse
+	cfg      *container.Config
+	meta     meta
+	opt      convertOptions
+	hostMode bool
+	ctr      *catalog.Container
+	p        *problems
+}
+
+// container is the catalog's container row, without HostIP for a
+// bridge-network container (the first published port sets it).
+func (b *recordBuilder) container(addrs []catalog.NetAddr) *catalog.Container {
 	ctr := &catalog.Container{
-		ID:      c.ID,
-		Node:    opt.Node,
+		ID:      b.c.ID,
+		Node:    b.opt.Node,
 		Source:  catalog.SourceDocker,
 		Addrs:   addrs,
-		Passing: passing(c.State),
+		Passing: passing(b.c.State),
 	}
 	// Docker's generated names (quirky_einstein) and Compose v1's
 	// (project_web_1) have underscores, which a host name cannot: they are
 	// answered with hyphens instead.
-	rawName := strings.ReplaceAll(strings.TrimPrefix(c.Name, "/"), "_", "-")
+	rawName := strings.ReplaceAll(strings.TrimPrefix(b.c.Name, "/"), "_", "-")
 	if n, err := parseLabel(rawName); err == nil {
 		ctr.Name = n
 	} else {
-		p.add(err.Reason, fmt.Sprintf("container name is not a DNS label, no <name>.container record: %v", err))
+		b.p.add(err.Reason, fmt.Sprintf("container name is not a DNS label, no <name>.container record: %v", err))
 	}
-	if hostMode {
-		ctr.HostIP = opt.AdvertiseIP
+	// The SRV target: the name, else the short id Docker shows, which is
+	// always a DNS label (hex).
+	ctr.Target = cmp.Or(ctr.Name, shortID(b.c.ID))
+	if b.hostMode {
+		ctr.HostIP = b.opt.AdvertiseIP
 	}
+	return ctr
+}
 
-	ports, dropped := exposedPorts(c)
+// instances is one instance per exposed port that has a service name, at
+// most maxNames service names in all.
+func (b *recordBuilder) instances() []*catalog.Instance {
+	ports, dropped := exposedPorts(b.c)
 	if dropped > 0 {
-		p.add(reasonTooMany, fmt.Sprintf("%d exposed ports past the first %d left out", dropped, maxPorts))
+		b.p.add(reasonTooMany, fmt.Sprintf("%d exposed ports past the first %d left out", dropped, maxPorts))
 	}
 	if len(ports) == 0 {
 		// A container that exposes nothing is still a service: A and AAAA
 		// answer it, SRV does not (port 0).
 		ports = []port{{Num: 0, Proto: catalog.ProtoTCP}}
 	}
-	var names []string
-	for _, pt := range ports {
+	var (
+		names []string
+		out   []*catalog.Instance
+	)
+	firstTCP := slices.IndexFunc(ports, func(pt port) bool { return pt.Proto == catalog.ProtoTCP })
+	for k, pt := range ports {
 		if pt.Num != 0 {
-			if s, ok := m.lookup(portKey(pt.Num, fieldIgnore)); ok && ignored(s.Value) {
+			if s, ok := b.meta.lookup(portKey(pt.Num, fieldIgnore)); ok && ignored(s.Value) {
 				continue
 			}
 		}
-		svc, ok := serviceName(m, pt.Num, cfg.Image, c.Image, p)
+		svc, ok := serviceName(b.meta, pt.Num, b.cfg.Image, b.c.Image, b.p)
 		if !ok {
 			continue
 		}
 		if !slices.Contains(names, svc) {
 			if len(names) == maxNames {
-				p.add(reasonTooMany, fmt.Sprintf("service %q for port %s left out: at most %d service names per container", svc, pt, maxNames))
+				b.p.add(reasonTooMany, fmt.Sprintf("service %q for port %s left out: at most %d service names per container", svc, pt, maxNames))
 				continue
 			}
 			names = append(names, svc)
 		}
-		inst := &catalog.Instance{
-			ID:            c.ID + ":" + strconv.Itoa(int(pt.Num)) + "/" + pt.Proto,
-			Service:       svc,
-			Protocol:      pt.Proto,
-			Port:          pt.Num,
-			Addrs:         addrs,
-			ContainerID:   c.ID,
-			ContainerName: ctr.Name,
-			Node:          opt.Node,
-			Source:        catalog.SourceDocker,
-			Passing:       ctr.Passing,
-		}
-		if s, ok := m.forPort(pt.Num, fieldTags); ok {
-			tags, errs := parseTags(s.Value)
-			for _, err := range errs {
-				p.add(err.Reason, fmt.Sprintf("tag from %s dropped: %v", s.Source, err))
-			}
-			inst.Tags = tags
-		}
-		if pt.Num != 0 {
-			if s, ok := m.lookup(portKey(pt.Num, fieldPortName)); ok {
-				if n, err := parsePortName(s.Value); err == nil {
-					inst.PortName = n
-				} else {
-					p.add(err.Reason, fmt.Sprintf("port name from %s dropped: %v", s.Source, err))
-				}
-			}
-		}
-		switch {
-		case hostMode:
-			inst.HostIP, inst.HostPort = opt.AdvertiseIP, pt.Num
-		case pt.key != "" && c.NetworkSettings != nil:
-			inst.HostIP, inst.HostPort = hostBinding(c.NetworkSettings.Ports[nat.Port(pt.key)], opt.AdvertiseIP)
-		}
-		if !ctr.HostIP.IsValid() && inst.Published() {
-			ctr.HostIP = inst.HostIP
-		}
-		out.Record.Instances = append(out.Record.Instances, inst)
+		out = append(out, b.instance(pt, svc, k == firstTCP))
 	}
-	out.Record.Container = ctr
-	out.Problems = p.list()
+	// One scrape target per container: its first instance carries it.
+	if len(out) > 0 {
+		out[0].Metrics = metricsEndpoint(b.meta, b.p)
+	}
 	return out
+}
+
+// instance is the instance of service svc on port pt; firstTCP says
+// whether the container's own SERVICE_PROXY_* labels apply to it.
+func (b *recordBuilder) instance(pt port, svc string, firstTCP bool) *catalog.Instance {
+	c, ctr := b.c, b.ctr
+	inst := &catalog.Instance{
+		ID:            catalog.InstanceID(c.ID, strconv.Itoa(int(pt.Num))+"/"+pt.Proto),
+		Service:       svc,
+		Protocol:      pt.Proto,
+		Port:          pt.Num,
+		Addrs:         ctr.Addrs,
+		ContainerID:   c.ID,
+		ContainerName: ctr.Name,
+		Target:        ctr.Target,
+		Node:          b.opt.Node,
+		Source:        catalog.SourceDocker,
+		Passing:       ctr.Passing,
+	}
+	if s, ok := b.meta.forPort(pt.Num, fieldTags); ok {
+		tags, errs := parseTags(s.Value)
+		for _, err := range errs {
+			b.p.add(err.Reason, fmt.Sprintf("tag from %s dropped: %v", s.Source, err))
+		}
+		inst.Tags = tags
+	}
+	if pt.Num != 0 {
+		if s, ok := b.meta.lookup(portKey(pt.Num, fieldPortName)); ok {
+			if n, err := parsePortName(s.Value); err == nil {
+				inst.PortName = n
+			} else {
+				b.p.add(err.Reason, fmt.Sprintf("port name from %s dropped: %v", s.Source, err))
+			}
+		}
+	}
+	inst.Proxy = proxyRoute(b.meta, pt, firstTCP, b.p)
+	switch {
+	case b.hostMode:
+		inst.HostIP, inst.HostPort = b.opt.AdvertiseIP, pt.Num
+	case pt.key != "" && c.NetworkSettings != nil:
+		inst.HostIP, inst.HostPort = hostBinding(c.NetworkSettings.Ports[nat.Port(pt.key)], b.opt.AdvertiseIP)
+	}
+	if !ctr.HostIP.IsValid() && inst.Published() {
+		ctr.HostIP = inst.HostIP
+	}
+	return inst
 }
 
 func (p port) String() string { return strconv.Itoa(int(p.Num)) + "/" + p.Proto }
@@ -298,10 +389,11 @@ func hostBinding(bindings []nat.PortBinding, advertise netip.Addr) (netip.Addr, 
 }
 
 // networkAddrs reads the container's addresses from every entry of
-// NetworkSettings.Networks, sorted by network name, IPv4 before IPv6 on each.
-// The legacy top-level IPAddress is never read: it is empty on user-defined
-// networks (Registrator #291, #378).
-func networkAddrs(ns *container.NetworkSettings) []catalog.NetAddr {
+// NetworkSettings.Networks, sorted by network name, IPv4 before IPv6 on each,
+// each with its network's id and, from nets, whether the network spans
+// hosts. The legacy top-level IPAddress is never read: it is empty on
+// user-defined networks (Registrator #291, #378).
+func networkAddrs(ns *container.NetworkSettings, nets map[string]*catalog.Network) []catalog.NetAddr {
 	if ns == nil {
 		return nil
 	}
@@ -316,13 +408,18 @@ func networkAddrs(ns *container.NetworkSettings) []catalog.NetAddr {
 		if ep == nil {
 			continue
 		}
-		out = appendAddr(out, name, ep.IPAddress, ep.IPPrefixLen)
-		out = appendAddr(out, name, ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen)
+		na := catalog.NetAddr{Network: name, NetworkID: ep.NetworkID}
+		if n := nets[ep.NetworkID]; n != nil && ep.NetworkID != "" {
+			na.SpansHosts = n.SpansHosts
+		}
+		out = appendAddr(out, na, ep.IPAddress, ep.IPPrefixLen)
+		out = appendAddr(out, na, ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen)
 	}
 	return out
 }
 
-func appendAddr(out []catalog.NetAddr, netName, ip string, bits int) []catalog.NetAddr {
+// appendAddr appends na with the address ip/bits, when ip is one.
+func appendAddr(out []catalog.NetAddr, na catalog.NetAddr, ip string, bits int) []catalog.NetAddr {
 	if ip == "" {
 		return out
 	}
@@ -336,7 +433,28 @@ func appendAddr(out []catalog.NetAddr, netName, ip string, bits int) []catalog.N
 	if bits <= 0 || bits > a.BitLen() {
 		bits = a.BitLen()
 	}
-	return append(out, catalog.NetAddr{Network: netName, Prefix: netip.PrefixFrom(a, bits)})
+	na.Prefix = netip.PrefixFrom(a, bits)
+	return append(out, na)
+}
+
+// convertNetworks maps the host's network list: each network's id, name,
+// driver, whether it spans hosts (scope swarm, or global as a global-scope
+// network plugin's), and its subnets. A network without an id is left out.
+func convertNetworks(list []network.Summary) []catalog.Network {
+	out := make([]catalog.Network, 0, len(list))
+	for _, n := range list {
+		if n.ID == "" {
+			continue
+		}
+		cn := catalog.Network{ID: n.ID, Name: n.Name, Driver: n.Driver, SpansHosts: n.Scope == "swarm" || n.Scope == "global"}
+		for _, c := range n.IPAM.Config {
+			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+				cn.Subnets = append(cn.Subnets, p.Masked())
+			}
+		}
+		out = append(out, cn)
+	}
+	return out
 }
 
 // problems collects the problems of one conversion, at most maxProblems of

@@ -230,6 +230,33 @@ func TestConvertFixtures(t *testing.T) {
 	}
 }
 
+// The SRV target is the container's name, else the short id docker ps
+// shows: the watcher decides it, dnsserver only reads it.
+func TestConvertTarget(t *testing.T) {
+	for _, tt := range []struct {
+		fixture, name string
+		short         bool
+	}{
+		{fixture: "bridge", name: "/svcdns-test-bridge"},
+		{fixture: "bridge", name: "/Quirky_Einstein"},
+		{fixture: "bad_name", short: true},
+		{fixture: "bridge", name: "/" + strings.Repeat("a", 64), short: true},
+	} {
+		c := fixture(t, tt.fixture)
+		if tt.name != "" {
+			c.Name = tt.name
+		}
+		got := convert(c, convertOptions{Node: testNode, AdvertiseIP: testAdvertise})
+		want := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(c.Name, "/"), "_", "-"))
+		if tt.short {
+			want = c.ID[:12]
+		}
+		if got.Record.Container.Target != want {
+			t.Errorf("%s named %q: target %q, want %q", tt.fixture, c.Name, got.Record.Container.Target, want)
+		}
+	}
+}
+
 // checkRecord asserts what every record must satisfy: the catalog accepts
 // it, and its instances carry the container's identity and addresses.
 func checkRecord(t testing.TB, c conversion) {
@@ -252,7 +279,7 @@ func checkRecord(t testing.TB, c conversion) {
 		if want := ctr.ID + ":" + strconv.Itoa(int(i.Port)) + "/" + i.Protocol; i.ID != want {
 			t.Fatalf("instance id %q, want %q", i.ID, want)
 		}
-		if i.ContainerID != ctr.ID || i.ContainerName != ctr.Name || i.Passing != ctr.Passing || addrsStr(i.Addrs) != addrsStr(ctr.Addrs) {
+		if i.ContainerID != ctr.ID || i.ContainerName != ctr.Name || i.Target != ctr.Target || i.Passing != ctr.Passing || addrsStr(i.Addrs) != addrsStr(ctr.Addrs) {
 			t.Fatalf("instance %s does not match its container", i.ID)
 		}
 		if !catalog.ValidLabel(i.Service) {

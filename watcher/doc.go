@@ -30,6 +30,22 @@
 // it has, and the watcher reconnects with capped exponential backoff and
 // lists everything again, which repairs whatever happened in the gap.
 //
+// Two kinds of event act before their inspect returns. die, stop, destroy
+// and pause take the container out of the answers at once. docker stop's
+// kill event comes when the stop signal is sent, up to the stop timeout
+// before the process exits and die comes: when the signal stops the container (TERM, INT, QUIT, KILL, or its
+// own StopSignal), the container leaves the answers at once, kept in the
+// catalog as not passing, and is held so until it exits, or until its stop
+// timeout has passed and an inspect finds it still running (drain.go).
+//
+// A failed request is that container's problem, not the connection's: a
+// failed inspect is retried on its own with backoff while everything else
+// goes on, a full sync writes what it could inspect and keeps the catalog's
+// record of a container it could not, and a failed list is tried again on
+// the same stream. Only a failure of the stream itself ends a connection.
+// The inspects in flight adapt to the endpoint (limit.go: additive
+// increase, multiplicative decrease between 1 and 32).
+//
 // The mapping from a container to instances (convert.go) follows DESIGN.md:
 // one instance per exposed tcp/udp port (or one with port 0 when none is
 // exposed), carrying the container's address on each of its networks and
@@ -39,7 +55,22 @@
 // are not one DNS label are refused with a WARN line naming the container
 // and a count in svcdns_watcher_rejected_names_total.
 //
+// The code is split by role: watcher.go (Config, Status, Run's reconnect
+// loop), session.go (one connection's event loop), sync.go (the full list
+// and replace), queue.go (the one queue of containers to inspect again),
+// refresh.go (the inspects after events), limit.go (how many inspects at
+// a time, and the endpoint's failing and recovered log lines), store.go
+// (the catalog writes), drain.go (holding a container sent its stop
+// signal out of the answers), changelog.go (the log lines about what changed),
+// docker.go (the Docker API, in the watcher's terms), convert.go
+// (container to instances, with labels.go and metricslabels.go reading the
+// labels) and ping.go (svcdns check's probe). Only docker.go and
+// convert.go use the Docker SDK's types.
+//
 // The watcher only reads from Docker (GET /_ping, /containers/json,
-// /containers/{id}/json, /events), so it runs behind a read-only socket
-// proxy.
+// /containers/{id}/json, /networks, /events), so it runs behind a
+// read-only socket proxy. The network list (at each full sync, and again
+// on a network's create or removal) tells which networks span hosts
+// (scope swarm or global: overlays); addresses on them are marked so, and
+// the networks go to the catalog (catalog.Network).
 package watcher

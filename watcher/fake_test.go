@@ -20,6 +20,7 @@ type fakeDocker struct {
 	ContainerListFn    func(context.Context, container.ListOptions) ([]container.Summary, error)
 	ContainerInspectFn func(context.Context, string) (container.InspectResponse, error)
 	EventsFn           func(context.Context, events.ListOptions) (<-chan events.Message, <-chan error)
+	NetworkListFn      func(context.Context, network.ListOptions) ([]network.Summary, error)
 }
 
 var _ dockerAPI = (*fakeDocker)(nil)
@@ -36,7 +37,13 @@ func (f *fakeDocker) Events(ctx context.Context, o events.ListOptions) (<-chan e
 	return f.EventsFn(ctx, o)
 }
 
+func (f *fakeDocker) NetworkList(ctx context.Context, o network.ListOptions) ([]network.Summary, error) {
+	return f.NetworkListFn(ctx, o)
+}
+
 // errDaemonDown is what every call returns while the fake daemon is down.
+//
+//lint:ignore ST1005 the daemon's own message, word for word
 var errDaemonDown = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
 
 // engine is a scripted Docker daemon: containers the test starts, stops and
@@ -45,13 +52,17 @@ var errDaemonDown = errors.New("Cannot connect to the Docker daemon at unix:///v
 type engine struct {
 	mu       sync.Mutex
 	ctrs     map[string]*container.InspectResponse
+	nets     map[string]network.Summary // by id
+	netsErr  error                      // what the network list returns, when set
 	down     bool
+	upNext   bool // down ends at the next subscription (comeUp)
 	stream   *fakeStream
 	streams  int
 	lists    int
+	netLists int
 	inspects map[string]int
 	// Hooks, run inside the calls with mu released.
-	onList        func(n int)                                // before the n-th list reads the containers
+	onList        func(n int) error                          // before the n-th list reads the containers; an error fails it
 	beforeInspect func(ctx context.Context, id string) error // may block, or fail the inspect
 	afterInspect  func(id string)
 }
@@ -64,7 +75,7 @@ type fakeStream struct {
 }
 
 func newEngine() *engine {
-	return &engine{ctrs: map[string]*container.InspectResponse{}, inspects: map[string]int{}}
+	return &engine{ctrs: map[string]*container.InspectResponse{}, nets: map[string]network.Summary{}, inspects: map[string]int{}}
 }
 
 func (e *engine) api() *fakeDocker {
@@ -78,7 +89,9 @@ func (e *engine) api() *fakeDocker {
 				return nil, errDaemonDown
 			}
 			if hook != nil {
-				hook(n)
+				if err := hook(n); err != nil {
+					return nil, err
+				}
 			}
 			lf, err := parseFilters(prefixAll("label=", o.Filters.Get("label")))
 			if err != nil {
@@ -122,11 +135,30 @@ func (e *engine) api() *fakeDocker {
 			}
 			return resp, nil
 		},
+		NetworkListFn: func(ctx context.Context, o network.ListOptions) ([]network.Summary, error) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.netLists++
+			if e.down {
+				return nil, errDaemonDown
+			}
+			if e.netsErr != nil {
+				return nil, e.netsErr
+			}
+			out := make([]network.Summary, 0, len(e.nets))
+			for _, n := range e.nets {
+				out = append(out, n)
+			}
+			return out, nil
+		},
 		EventsFn: func(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
 			s := &fakeStream{ctx: ctx, opts: o, msgs: make(chan events.Message), errs: make(chan error, 1)}
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.streams++
+			if e.upNext {
+				e.down, e.upNext = false, false
+			}
 			if e.down {
 				s.errs <- errDaemonDown
 				return s.msgs, s.errs
@@ -188,6 +220,26 @@ func newCtr(n int, name string, labels ...string) *container.InspectResponse {
 	return c
 }
 
+// addNetwork creates a network on the engine (no event: the test emits
+// it). scope "swarm" with driver "overlay" is an attachable overlay, as a
+// swarm node lists it.
+func (e *engine) addNetwork(id, name, driver, scope string, subnets ...string) {
+	n := network.Summary{ID: id, Name: name, Driver: driver, Scope: scope}
+	for _, s := range subnets {
+		n.IPAM.Config = append(n.IPAM.Config, network.IPAMConfig{Subnet: s})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nets[id] = n
+}
+
+// attach puts container id on network name (id netID) at ip/bits.
+func (e *engine) attach(id, name, netID, ip string, bits int) {
+	e.mutate(id, func(c *container.InspectResponse) {
+		c.NetworkSettings.Networks[name] = &network.EndpointSettings{NetworkID: netID, IPAddress: ip, IPPrefixLen: bits}
+	})
+}
+
 // set changes the engine's containers under its lock.
 func (e *engine) set(f func(ctrs map[string]*container.InspectResponse)) {
 	e.mu.Lock()
@@ -210,6 +262,18 @@ func (e *engine) setDown(down bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.down = down
+}
+
+// comeUp ends down at the next event subscription: the attempt that
+// subscribes finds the daemon up in every call, as when the daemon is back
+// between two attempts. (setDown(false) during an attempt whose stream
+// has already failed lets its list succeed, then the stream's error ends
+// it: one more reconnect and resync, which a test counting them must not
+// race with.)
+func (e *engine) comeUp() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.upNext = true
 }
 
 func (e *engine) counts() (streams, lists int) {

@@ -24,7 +24,7 @@ func FuzzEventToInstances(f *testing.F) {
 	base := fixture(f, "multiport")
 	f.Fuzz(func(t *testing.T, name, tags, portName, ignore, image, ctrName, env string, port uint16, proto, hostIP, hostPort, ip string, bits int, actorID string) {
 		for _, typ := range []events.Type{events.ContainerEventType, events.NetworkEventType} {
-			id := eventContainer(events.Message{Type: typ, Action: "connect", Actor: events.Actor{ID: actorID, Attributes: map[string]string{"container": actorID}}})
+			id := decodeEvent(events.Message{Type: typ, Action: "connect", Actor: events.Actor{ID: actorID, Attributes: map[string]string{"container": actorID}}}).id
 			if id != "" && !isContainerID(id) {
 				t.Fatalf("event gave container id %q", id)
 			}

@@ -14,12 +14,16 @@ import (
 // SERVICE_<port>_… forms, are Registrator's, so a user moving from
 // Registrator keeps them; SERVICE_<port>_PORT_NAME is ours.
 const (
-	keyPrefix      = "SERVICE_"
-	fieldName      = "NAME"
-	fieldTags      = "TAGS"
-	fieldIgnore    = "IGNORE"
-	fieldPortName  = "PORT_NAME"
-	labelComposeSv = "com.docker.compose.service"
+	keyPrefix     = "SERVICE_"
+	fieldName     = "NAME"
+	fieldTags     = "TAGS"
+	fieldIgnore   = "IGNORE"
+	fieldPortName = "PORT_NAME"
+	// The HTTP proxy's route to an instance (see catalog.ProxyRoute).
+	fieldProxyPath  = "PROXY_PATH"
+	fieldProxyHost  = "PROXY_HOST"
+	fieldProxyStrip = "PROXY_STRIP"
+	labelComposeSv  = "com.docker.compose.service"
 )
 
 // Bounds on what one container can make svcdns store or log.
@@ -42,6 +46,7 @@ const (
 	reasonReserved = "reserved"
 	reasonNoName   = "no_name"
 	reasonTooMany  = "too_many"
+	reasonProxy    = "proxy_label"
 )
 
 // reservedNames are the zone's own keywords. A service or tag called so
@@ -205,6 +210,65 @@ func parsePortName(v string) (string, *labelError) {
 		return "", &labelError{reasonInvalid, fmt.Errorf("%w %s: a port name must not be a number", errNotLabel, quote(v))}
 	}
 	return l, nil
+}
+
+// proxyRoute reads an instance's proxy route: SERVICE_<port>_PROXY_PATH,
+// _HOST and _STRIP, or the container's SERVICE_PROXY_* when the port has
+// none of its own and is the container's first tcp port (a route on every
+// port would send requests to the wrong one). A malformed value drops the
+// whole route, with a problem saying why: half a route would send
+// requests where the user did not ask.
+func proxyRoute(m meta, pt port, firstTCP bool, p *problems) *catalog.ProxyRoute {
+	if pt.Proto != catalog.ProtoTCP {
+		return nil
+	}
+	get := func(field string) (setting, bool) {
+		if pt.Num != 0 {
+			if s, ok := m.lookup(portKey(pt.Num, field)); ok {
+				return s, true
+			}
+		}
+		if !firstTCP {
+			return setting{}, false
+		}
+		return m.lookup(keyPrefix + field)
+	}
+	pathSet, hasPath := get(fieldProxyPath)
+	hostSet, hasHost := get(fieldProxyHost)
+	stripSet, hasStrip := get(fieldProxyStrip)
+	if !hasPath && !hasHost {
+		if hasStrip {
+			p.add(reasonProxy, fmt.Sprintf("%s without a proxy path or host for port %s: no proxy route", stripSet.Source, pt))
+		}
+		return nil
+	}
+	r := &catalog.ProxyRoute{}
+	var err error
+	if hasPath {
+		if len(pathSet.Value) > maxValueLen*4 {
+			p.add(reasonProxy, fmt.Sprintf("%s for port %s: value of %d bytes, no proxy route", pathSet.Source, pt, len(pathSet.Value)))
+			return nil
+		}
+		if r.Paths, err = catalog.ParseProxyPaths(pathSet.Value); err != nil {
+			p.add(reasonProxy, fmt.Sprintf("%s for port %s: no proxy route: %v", pathSet.Source, pt, err))
+			return nil
+		}
+	}
+	if hasHost {
+		if r.Host, err = catalog.NormalizeProxyHost(hostSet.Value); err != nil {
+			p.add(reasonProxy, fmt.Sprintf("%s for port %s: no proxy route: %v", hostSet.Source, pt, err))
+			return nil
+		}
+	}
+	if hasStrip {
+		b, err := strconv.ParseBool(strings.TrimSpace(stripSet.Value))
+		if err != nil {
+			p.add(reasonProxy, fmt.Sprintf("%s for port %s: %s is not true or false, no proxy route", stripSet.Source, pt, quote(stripSet.Value)))
+			return nil
+		}
+		r.Strip = b
+	}
+	return r
 }
 
 // imageBaseName is the last path component of an image reference, without

@@ -1,83 +1,399 @@
 package watcher
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// eventQueue is the set of containers that events said to look at again,
-// in the order they were first named. Events are level-triggered hints:
-// whatever happened to a container, the watcher inspects it once and
+// queue is the set of containers to inspect again, shaped like client-go's
+// workqueue: an id is dirty when it needs an inspect and processing while
+// one is in flight; order holds the dirty ids that are not processing, in
+// the order they were first named, each once. Events are level-triggered
+// hints: whatever happened to a container, the watcher inspects it once and
 // stores what it finds, so ten health_status events for one container cost
-// one inspect. The queue holds at most max containers; past that it
-// forgets them all and asks for a full resync instead, which covers them.
+// one inspect.
 //
-// One goroutine adds (the event reader), another takes (the apply loop);
-// every method is safe for concurrent use.
-type eventQueue struct {
-	mu       sync.Mutex
-	order    []string
-	set      map[string]struct{}
-	gone     map[string]bool // an event said the container stopped running
-	overflow bool
-	max      int
-	ready    chan struct{} // one token while there is something to take
-	onLen    func(int)     // reports the length, for a gauge; may be nil
+// An id named again while it is processing stays out of order until done:
+// one inspect at a time per container, and done reports the result stale
+// (an event came after the inspect started), so it is thrown away and the
+// id handed out again. The last result stored therefore always comes from
+// an inspect started after the last event.
+//
+// At most max ids are dirty; past that the queue forgets them all and
+// reports an overflow, for a full resync that covers them.
+//
+// Each id also keeps when the earliest event not yet written for it
+// arrived (since), for svcdns_watcher_event_to_catalog_seconds: ten events
+// merged into one inspect are one write, timed from the first. The time
+// goes with the write that covers the events: done hands it to an inspect
+// that started after them, takeSince to a removal on a gone hint, reset to
+// the full sync. An overflow forgets the times with the ids.
+//
+// A container whose inspect failed is retried on its own (retry): it comes
+// back after a backoff that doubles with each failure in a row, from
+// retryMin to retryMax, while every other id goes on. close stops the
+// retries' timers.
+//
+// The event reader adds, the session loop takes; every method is safe for
+// concurrent use.
+type queue struct {
+	mu         sync.Mutex
+	order      []string
+	dirty      map[string]struct{}
+	processing map[string]struct{}
+	hints      []hint // what events said about containers, since takeHints, in order
+	since      map[string]time.Time
+	overflow   bool
+	networks   bool // a network was created or removed since takeNetworks
+	max        int
+	ready      chan struct{} // one token while there is something for the loop
+
+	retryMin, retryMax time.Duration
+	retrying           map[string]*time.Timer // ids waiting for their retry
+	failures           map[string]int         // failed inspects in a row
+	rechecks           map[string]*time.Timer // ids to inspect again when their drain hold ends
+	netsRetry          *time.Timer            // the network list's retry, while one waits
+	closed             bool
 }
 
-func newEventQueue(max int, onLen func(int)) *eventQueue {
-	return &eventQueue{set: make(map[string]struct{}), gone: make(map[string]bool), max: max, ready: make(chan struct{}, 1), onLen: onLen}
+// hint is what an event said about a container that the session acts on
+// before the container's inspect returns: it stopped running (die, stop,
+// destroy, pause), or it was sent a signal (kill), which may drain it.
+type hint struct {
+	id     string
+	gone   bool
+	signal int
 }
 
-// add queues id unless it is already queued or the queue has overflowed;
-// gone marks an event saying the container stopped running (die, stop,
-// destroy, pause), which sticks until the id is taken.
-func (q *eventQueue) add(id string, gone bool) {
+func newQueue(max int, retryMin, retryMax time.Duration) *queue {
+	return &queue{
+		dirty: make(map[string]struct{}), processing: make(map[string]struct{}), since: make(map[string]time.Time),
+		max: max, ready: make(chan struct{}, 1),
+		retryMin: retryMin, retryMax: retryMax,
+		retrying: make(map[string]*time.Timer), failures: make(map[string]int),
+		rechecks: make(map[string]*time.Timer),
+	}
+}
+
+// add names h.id for an inspect; what h says (it stopped running, or
+// was sent a signal) takeHints hands over at once, even while the id's
+// inspect is in flight.
+func (q *queue) add(h hint) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.overflow {
 		return
 	}
-	if gone {
-		q.gone[id] = true
+	if h.gone || h.signal != 0 {
+		q.hints = append(q.hints, h)
 	}
-	if _, ok := q.set[id]; ok {
+	q.markDirty(h.id)
+	if !q.overflow {
+		q.pend(h.id, time.Now())
+	}
+	q.signal()
+}
+
+// pend records that id has an event from at not yet written, keeping the
+// earliest; a zero at records nothing. Under q.mu.
+func (q *queue) pend(id string, at time.Time) {
+	if at.IsZero() {
 		return
 	}
-	if len(q.order) >= q.max {
-		q.overflow = true
-		q.order, q.set, q.gone = nil, make(map[string]struct{}), make(map[string]bool)
-	} else {
-		q.order = append(q.order, id)
-		q.set[id] = struct{}{}
+	if t, ok := q.since[id]; !ok || at.Before(t) {
+		q.since[id] = at
 	}
-	q.report()
+}
+
+// takeSince returns, and forgets, when the earliest event not yet written
+// for id arrived; zero when there is none.
+func (q *queue) takeSince(id string) time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.since[id]
+	delete(q.since, id)
+	return t
+}
+
+// markDirty is add without the hint, under q.mu. The overflow branch lives
+// here and only here.
+func (q *queue) markDirty(id string) {
+	if _, ok := q.dirty[id]; ok {
+		return
+	}
+	if len(q.dirty) >= q.max {
+		q.overflow = true
+		q.order, q.hints = nil, nil
+		clear(q.dirty)
+		clear(q.since)
+		return
+	}
+	q.dirty[id] = struct{}{}
+	if _, ok := q.processing[id]; !ok {
+		q.order = append(q.order, id)
+	}
+}
+
+func (q *queue) signal() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
 }
 
-// take empties the queue and returns what it held: the ids in order and
-// which of them an event said stopped running, or overflow=true when a
-// full resync must replace them.
-func (q *eventQueue) take() (ids []string, gone map[string]bool, overflow bool) {
+// networksChanged records that a network was created or removed: the
+// session lists the networks again before its next inspects, so a
+// container that joins the new network is mapped with it.
+func (q *queue) networksChanged() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ids, overflow = q.order, q.overflow
-	q.order, q.overflow = nil, false
-	if len(ids) > 0 {
-		q.set = make(map[string]struct{})
-	}
-	// The map is handed over only with something in it: an empty one
-	// stays the queue's, and the caller reading it while the event reader
-	// adds to it was a data race.
-	if len(q.gone) > 0 {
-		gone, q.gone = q.gone, make(map[string]bool)
-	}
-	q.report()
-	return ids, gone, overflow
+	q.networks = true
+	q.signal()
 }
 
-func (q *eventQueue) report() {
-	if q.onLen != nil {
-		q.onLen(len(q.order))
+// retryNetworks lists the networks again after d, superseding an earlier
+// retry: a list that failed as an overloaded endpoint fails is retried
+// like an inspect.
+func (q *queue) retryNetworks(d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
 	}
+	if q.netsRetry != nil {
+		q.netsRetry.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.closed || q.netsRetry != t {
+			return // closed, or superseded
+		}
+		q.netsRetry = nil
+		q.networks = true
+		q.signal()
+	})
+	q.netsRetry = t
+}
+
+// takeNetworks reports, and clears, whether networksChanged was called
+// or a network list's retry came due.
+func (q *queue) takeNetworks() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.networks
+	q.networks = false
+	return n
+}
+
+// takeHints returns what events said about containers since the last
+// call, in order, and whether the queue overflowed (clearing it).
+func (q *queue) takeHints() (hints []hint, overflow bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	hints, overflow = q.hints, q.overflow
+	q.hints, q.overflow = nil, false
+	return hints, overflow
+}
+
+// get hands out the next id to inspect and marks it processing; nothing
+// while hints wait to be taken. Why: a hint is acted on before the
+// inspects that follow its event (a stopped container leaves the answers,
+// and its inspect then decides). Handed out before the hint was taken, an
+// inspect could return, and store the container running again, before
+// the hint removed it: a container that restarted at once stayed out of
+// the answers until the next full sync.
+func (q *queue) get() (string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.order) == 0 || len(q.hints) > 0 {
+		return "", false
+	}
+	id := q.order[0]
+	q.order[0] = ""
+	q.order = q.order[1:]
+	delete(q.dirty, id)
+	q.processing[id] = struct{}{}
+	return id, true
+}
+
+// done ends id's inspect. stale reports that id was named again while it
+// was processing: the result is older than that, and id is handed out
+// again. A fresh result covers every event queued for id, and takes their
+// earliest arrival (since), zero when none did.
+func (q *queue) done(id string) (since time.Time, stale bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.processing, id)
+	if _, ok := q.dirty[id]; !ok {
+		since = q.since[id]
+		delete(q.since, id)
+		return since, false
+	}
+	q.order = append(q.order, id)
+	q.signal()
+	return time.Time{}, true
+}
+
+// retry queues id again after its backoff, which grows with each call
+// until forget, and returns the backoff. since is the arrival of the
+// events the failed inspect was for, which stay unwritten.
+func (q *queue) retry(id string, since time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0
+	}
+	q.pend(id, since)
+	q.failures[id]++
+	d := backoff(q.failures[id], q.retryMin, q.retryMax)
+	q.after(q.retrying, id, d)
+	return d
+}
+
+// recheck names id for an inspect again after d, superseding an earlier
+// recheck of it: a container held out of the answers while it drains is
+// looked at when its hold ends. A recheck waiting is not pending: no event
+// waits for it.
+func (q *queue) recheck(id string, d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.after(q.rechecks, id, d)
+}
+
+// after marks id dirty in d, through a timer kept in timers (retrying or
+// rechecks) that supersedes the one id had there. Under q.mu.
+func (q *queue) after(timers map[string]*time.Timer, id string, d time.Duration) {
+	if t := timers[id]; t != nil {
+		t.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.closed || timers[id] != t {
+			return // closed, or superseded
+		}
+		delete(timers, id)
+		q.markDirty(id)
+		q.signal()
+	})
+	timers[id] = t
+}
+
+// forget ends id's run of failures: its inspect succeeded (or said the
+// container is gone).
+func (q *queue) forget(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.failures, id)
+}
+
+// close stops the retries; the queue is not used after.
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	if q.netsRetry != nil {
+		q.netsRetry.Stop()
+		q.netsRetry = nil
+	}
+	for _, timers := range []map[string]*time.Timer{q.retrying, q.rechecks} {
+		for id, t := range timers {
+			t.Stop()
+			delete(timers, id)
+		}
+	}
+}
+
+// reset is for a full sync, whose list sees every container as it is after
+// the events queued so far: it forgets the ids waiting, and makes the
+// inspects in flight stale, since the sync stores newer state than theirs.
+// It returns what it forgot, for restore when the list fails.
+func (q *queue) reset() (forgot resetIDs) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	forgot = resetIDs{waiting: q.order, hints: q.hints, since: make(map[string]time.Time)}
+	forget := func(id string) {
+		if t, ok := q.since[id]; ok {
+			forgot.since[id] = t
+			delete(q.since, id)
+		}
+	}
+	for _, id := range q.order {
+		forget(id)
+	}
+	for _, h := range q.hints {
+		forget(h.id)
+	}
+	q.order, q.hints, q.overflow = nil, nil, false
+	clear(q.dirty)
+	for id := range q.failures {
+		if _, ok := q.retrying[id]; !ok {
+			delete(q.failures, id) // the sync inspects it afresh
+		}
+	}
+	for id := range q.processing {
+		q.dirty[id] = struct{}{}
+	}
+	return forgot
+}
+
+// resetIDs is what reset forgot: the ids, and when their events arrived.
+type resetIDs struct {
+	waiting []string
+	hints   []hint
+	since   map[string]time.Time
+}
+
+// restore queues again what reset forgot: the list that would have
+// covered it failed.
+func (q *queue) restore(r resetIDs) {
+	for _, h := range r.hints {
+		q.add(h)
+	}
+	for _, id := range r.waiting {
+		q.add(hint{id: id})
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.overflow {
+		return
+	}
+	for id, t := range r.since {
+		q.pend(id, t)
+	}
+}
+
+// queueLens are the queue's sizes.
+type queueLens struct {
+	waiting  int  // ids waiting to be handed out
+	pending  int  // ids dirty, processing or waiting for a retry, each once
+	retrying int  // ids waiting for a retry
+	networks bool // a network list waits for its retry, or is due
+}
+
+func (q *queue) lens() queueLens {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := queueLens{waiting: len(q.order), retrying: len(q.retrying), networks: q.netsRetry != nil || q.networks}
+	seen := len(q.dirty)
+	for id := range q.processing {
+		if _, ok := q.dirty[id]; !ok {
+			seen++
+		}
+	}
+	for id := range q.retrying {
+		_, d := q.dirty[id]
+		_, p := q.processing[id]
+		if !d && !p {
+			seen++
+		}
+	}
+	n.pending = seen
+	return n
 }

@@ -1,9 +1,12 @@
 // Command plot draws the bar chart of BENCHMARKS.png from the results file
 // that bench/run.sh writes: queries/s per server (q-mix and q-a) on the
-// left, p99 latency at the fixed rate on the right. It uses only the
+// left, p99 latency at the fixed rate on the right; -mode proxy and
+// -mode cluster draw bench/proxy.sh's and bench/cluster.sh's (cluster.go).
+// It uses only the
 // standard library; the labels are drawn with a small bitmap font.
 //
 //	plot -in results.tsv -out BENCHMARKS.png
+//	plot -mode cluster -in cluster.tsv -out BENCHMARKS-cluster.png
 package main
 
 import (
@@ -46,14 +49,19 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.png", "PNG to write")
 	title := flag.String("title", "svcdns vs CoreDNS and dnsmasq", "chart title")
 	latQPS := flag.String("lat-qps", "30k", "fixed rate of the latency runs, for the label")
+	mode := flag.String("mode", "dns", "dns (bench/run.sh), proxy (bench/proxy.sh) or cluster (bench/cluster.sh)")
 	flag.Parse()
-	if err := run(*in, *out, *title, *latQPS); err != nil {
+	draw := func() error { return run(*in, *out, *title, *latQPS, *mode) }
+	if *mode == "cluster" {
+		draw = func() error { return runCluster(*in, *out, *title) }
+	}
+	if err := draw(); err != nil {
 		fmt.Fprintln(os.Stderr, "plot:", err)
 		os.Exit(1)
 	}
 }
 
-func run(in, out, title, latQPS string) error {
+func run(in, out, title, latQPS, mode string) error {
 	servers, vals, err := read(in)
 	if err != nil {
 		return err
@@ -87,13 +95,28 @@ func run(in, out, title, latQPS string) error {
 
 	left := image.Rect(70, 100, 690, 470)
 	right := image.Rect(790, 100, 1170, 470)
-	bars(img, left, "queries/s, one pinned core (more is better)", servers, []series{
-		{"q-mix (80% A, 20% SRV)", blue, get("qmix"), kq},
-		{"q-a (A only)", orange, get("qa"), kq},
-	})
-	bars(img, right, "p99 at "+latQPS+" q/s (less is better)", servers, []series{
-		{"p99", red, get("p99"), us},
-	})
+	if mode == "proxy" {
+		bars(img, left, "requests/s, one pinned proxy core (more is better)", servers, []series{
+			{"req/s", blue, get("rps"), kq},
+			{"req/s per proxy core", orange, get("rps_core"), kq},
+		})
+		bars(img, right, "p99 at "+latQPS+" req/s (less is better)", servers, []series{
+			{"p99", red, get("p99"), us},
+		})
+	} else {
+		bars(img, left, "queries/s, one pinned core (more is better)", servers, []series{
+			{"q-mix (80% A, 20% SRV)", blue, get("qmix"), kq},
+			{"q-a (A only)", orange, get("qa"), kq},
+		})
+		bars(img, right, "p99 at "+latQPS+" q/s (less is better)", servers, []series{
+			{"p99", red, get("p99"), us},
+		})
+	}
+	return writePNG(img, out)
+}
+
+// writePNG writes img to the file out.
+func writePNG(img image.Image, out string) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svcdns/svcdns/cluster"
 	"github.com/svcdns/svcdns/dnsserver"
 )
 
@@ -30,7 +31,7 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, env(), func(t *testing.T, c config) {
 			if c.DNSAddr != ":53" || c.HTTPAddr != "127.0.0.1:8053" || c.Domain != "local." || c.TTL != 5 || c.NegativeTTL != 5 ||
 				c.AddressMode != dnsserver.AddressAuto || c.MaxUDPSize != 1232 || c.MaxForwards != 1024 || c.RateLimit != 0 ||
-				c.Resync != time.Minute || c.NoDocker || c.HTTPToken != "" {
+				c.Resync != time.Minute || c.NoDocker || c.HTTPToken != "" || c.ProxyAddr != "" || c.ProxyConnect != 5*time.Second {
 				t.Errorf("defaults: %+v", c)
 			}
 			if !c.Allow.DockerNetworks || !c.RecursionAllow.DockerNetworks {
@@ -55,6 +56,38 @@ func TestParseConfig(t *testing.T) {
 		{"upstreams given", []string{"--upstream", "127.0.0.1:5300, [::1]:5301,192.0.2.1"}, env(), func(t *testing.T, c config) {
 			if strings.Join(c.Upstreams, " ") != "127.0.0.1:5300 [::1]:5301 192.0.2.1" {
 				t.Errorf("upstreams %q", c.Upstreams)
+			}
+		}},
+		{"proxy", []string{"--proxy-addr", "0.0.0.0:8080", "--proxy-header-timeout", "2s"}, env("SVCDNS_PROXY_IDLE_TIMEOUT", "1m"), func(t *testing.T, c config) {
+			if c.ProxyAddr != "0.0.0.0:8080" || c.ProxyHeader != 2*time.Second || c.ProxyIdle != time.Minute {
+				t.Errorf("proxy %q header %v idle %v", c.ProxyAddr, c.ProxyHeader, c.ProxyIdle)
+			}
+		}},
+		{"reverse zones", []string{"--reverse-zones", "10.1.2.0/24,fd00::/48"}, env(), func(t *testing.T, c config) {
+			if len(c.ReverseZones) != 2 || c.ReverseZones[0].String() != "10.1.2.0/24" || c.ReverseZones[1].String() != "fd00::/48" {
+				t.Errorf("reverse zones %v", c.ReverseZones)
+			}
+		}},
+		{"cluster", []string{"--cluster-addr", "0.0.0.0:7946", "--join", "n2, 10.0.0.3:7000", "--cluster-advertise", "10.0.0.1"},
+			env("SVCDNS_CLUSTER_KEY", "AAAAAAAAAAAAAAAAAAAAAA==,"+strings.Repeat("B", 43)+"="), func(t *testing.T, c config) {
+				cc := c.Cluster
+				if cc.Addr != "0.0.0.0:7946" || cc.Advertise != "10.0.0.1" || strings.Join(cc.Join, "|") != "n2|10.0.0.3:7000" ||
+					len(cc.Keys) != 2 || len(cc.Keys[0]) != 16 || len(cc.Keys[1]) != 32 || cc.MaxInstances != 10000 {
+					t.Errorf("cluster %+v", cc)
+				}
+				if cc.Timing.ProbeInterval != time.Second || cc.Timing.SuspicionMult != cluster.DefaultSuspicionMult {
+					t.Errorf("cluster timing %+v, want the defaults", cc.Timing)
+				}
+			}},
+		{"cluster failure detection", []string{"--cluster-addr", "127.0.0.1:7946", "--cluster-probe-interval", "500ms"},
+			env("SVCDNS_CLUSTER_SUSPICION_MULT", "2"), func(t *testing.T, c config) {
+				if tm := c.Cluster.Timing; tm.ProbeInterval != 500*time.Millisecond || tm.SuspicionMult != 2 {
+					t.Errorf("cluster timing %+v", tm)
+				}
+			}},
+		{"cluster on loopback needs no key", []string{"--cluster-addr", "127.0.0.1:7946"}, env(), func(t *testing.T, c config) {
+			if c.Cluster.Addr != "127.0.0.1:7946" || c.Cluster.Keys != nil {
+				t.Errorf("cluster %+v", c.Cluster)
 			}
 		}},
 		{"filters", []string{"--docker-filter", "label=env=prod, label=team"}, env(), func(t *testing.T, c config) {
@@ -100,12 +133,25 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--max-udp-size", "100"}, env(), "--max-udp-size"},
 		{[]string{"--max-forwards", "0"}, env(), "--max-forwards"},
 		{[]string{"--rate-limit", "-5"}, env(), "--rate-limit"},
+		{[]string{"--reverse-zones", "10.1.0.0"}, env(), "--reverse-zones"},
 		{[]string{"--log-level", "loud"}, env(), "--log-level"},
 		{[]string{"--log-format", "xml"}, env(), "--log-format"},
 		{[]string{"--upstream", "dns.example.com"}, env(), "host names"},
 		{[]string{"--upstream", ","}, env(), "empty list"},
 		{[]string{"--dns-addr", "127.0.0.1:5353", "--upstream", "127.0.0.1:5353"}, env(), "forward to itself"},
 		{[]string{"--dns-addr", "127.0.0.1:53", "--upstream", "127.0.0.1"}, env(), "forward to itself"},
+		{[]string{"--proxy-addr", "8080"}, env(), "--proxy-addr"},
+		{[]string{"--proxy-connect-timeout", "0s"}, env(), "--proxy-connect-timeout"},
+		{[]string{"--cluster-addr", "0.0.0.0:7946"}, env(), "set --cluster-key"},
+		{[]string{"--cluster-addr", "10.0.0.1:7946"}, env("SVCDNS_CLUSTER_KEY", "c2hvcnQ="), "has 5 bytes"},
+		{[]string{"--cluster-addr", "10.0.0.1:7946", "--cluster-key", "not base64!"}, env(), "not base64"},
+		{[]string{"--join", "10.0.0.2"}, env(), "without --cluster-addr"},
+		{[]string{"--cluster-addr", "7946"}, env(), "--cluster-addr"},
+		{[]string{"--cluster-addr", "127.0.0.1:7946", "--cluster-max-instances", "0"}, env(), "--cluster-max-instances"},
+		{[]string{"--cluster-addr", "127.0.0.1:7946", "--cluster-probe-interval", "10ms"}, env(), "--cluster-probe-interval"},
+		{[]string{"--cluster-addr", "127.0.0.1:7946", "--cluster-probe-interval", "2m"}, env(), "--cluster-probe-interval"},
+		{[]string{"--cluster-addr", "127.0.0.1:7946", "--cluster-suspicion-mult", "0"}, env(), "--cluster-suspicion-mult"},
+		{[]string{"--cluster-addr", "127.0.0.1:7946"}, env("SVCDNS_CLUSTER_SUSPICION_MULT", "21"), "SVCDNS_CLUSTER_SUSPICION_MULT"},
 		{[]string{"stray"}, env(), "unexpected argument"},
 		{[]string{"--no-such-flag"}, env(), "no-such-flag"},
 		{nil, env("SVCDNS_TTL", "soon"), "SVCDNS_TTL"},

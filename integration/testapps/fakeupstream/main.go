@@ -1,3 +1,8 @@
+//go:build unix
+
+// fakeupstream tells its counts on SIGUSR1, which only unix systems
+// have; the tests that run it need Linux and Docker anyway.
+
 // Command fakeupstream is the upstream resolver of svcdns's forwarding tests
 // and of the soak (bench/soak.sh): a DNS server on loopback that answers
 // every name with fixed data, and misbehaves on request, so that no test

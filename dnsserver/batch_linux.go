@@ -1,3 +1,5 @@
+//go:build linux && !nommsg
+
 package dnsserver
 
 import (
@@ -13,10 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsgConn reads and writes batches of datagrams with recvmmsg and
-// sendmmsg on the socket's descriptor, through buffers made once.
+// batchConn reads and writes batches of datagrams with recvmmsg and
+// sendmmsg on the socket's descriptor, through buffers made once. Other
+// systems have a portable one (batch_other.go), one datagram a call.
 //
-// Why not x/net's ipv4.PacketConn.ReadBatch, which the loop used before:
+// Why not x/net's ipv4.PacketConn.ReadBatch:
 // it allocates a *net.UDPAddr per datagram (about 100 bytes a query, a GC
 // cycle every 40,000 queries), and it enters each system call as a
 // blocking one, so when a sendmmsg of 64 replies runs past 20 µs the
@@ -25,7 +28,7 @@ import (
 // every call here passes MSG_DONTWAIT, so a call never blocks and is made
 // as a raw one; waiting for the socket is left to the runtime's poller
 // (syscall.RawConn), as for any Go socket.
-type mmsgConn struct {
+type batchConn struct {
 	rc    syscall.RawConn
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
@@ -35,6 +38,11 @@ type mmsgConn struct {
 
 	out    []unix.Mmsghdr // the replies of a batch
 	outIov []unix.Iovec
+	// filled is how many headers the last read may have written into
+	// (lengths, flags): only those are reset before the next read. At
+	// low rates a read takes one datagram, and resetting all 64 headers
+	// cost more than answering it.
+	filled int
 
 	// The current call's argument and outcome; the closures below are
 	// made once, so a call allocates nothing.
@@ -45,13 +53,13 @@ type mmsgConn struct {
 	writeFn func(fd uintptr) bool
 }
 
-func newMMsgConn(conn *net.UDPConn, batch, bufSize, oobSize int) (*mmsgConn, error) {
+func newBatchConn(conn *net.UDPConn, batch, bufSize, oobSize int) (*batchConn, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	c := &mmsgConn{
-		rc: rc, hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch),
+	c := &batchConn{
+		rc: rc, hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch), filled: batch,
 		bufs: make([][]byte, batch), names: make([]unix.RawSockaddrInet6, batch),
 		out: make([]unix.Mmsghdr, batch), outIov: make([]unix.Iovec, batch),
 	}
@@ -80,7 +88,7 @@ func newMMsgConn(conn *net.UDPConn, batch, bufSize, oobSize int) (*mmsgConn, err
 
 // call makes one recvmmsg or sendmmsg on c.pending. It returns false, to
 // have the poller wait, only when the socket is not ready.
-func (c *mmsgConn) call(fd, trap uintptr, name string) bool {
+func (c *batchConn) call(fd, trap uintptr, name string) bool {
 	for {
 		n, _, errno := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&c.pending[0])), uintptr(len(c.pending)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
@@ -100,8 +108,8 @@ func (c *mmsgConn) call(fd, trap uintptr, name string) bool {
 
 // read waits for datagrams and reads up to a batch of them. The error is
 // the socket's (a deadline, a close) or the system call's.
-func (c *mmsgConn) read() (int, error) {
-	for i := range c.hdrs {
+func (c *batchConn) read() (int, error) {
+	for i := range c.filled {
 		h := &c.hdrs[i].Hdr
 		h.Namelen = uint32(unsafe.Sizeof(c.names[i]))
 		if c.oobs != nil {
@@ -110,15 +118,19 @@ func (c *mmsgConn) read() (int, error) {
 		h.Flags = 0
 	}
 	c.pending, c.n, c.err = c.hdrs, 0, nil
+	c.filled = len(c.hdrs)
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, err
+	}
+	if c.err == nil {
+		c.filled = c.n // recvmmsg writes the headers of the datagrams it returns only
 	}
 	return c.n, c.err
 }
 
 // datagram returns the i-th datagram of the last read: its bytes, where it
 // came from, its control messages, and whether the kernel cut it.
-func (c *mmsgConn) datagram(i int) (pkt []byte, from netip.AddrPort, oob []byte, truncated bool) {
+func (c *batchConn) datagram(i int) (pkt []byte, from netip.AddrPort, oob []byte, truncated bool) {
 	h := &c.hdrs[i]
 	pkt = c.bufs[i][:h.Len]
 	truncated = h.Hdr.Flags&unix.MSG_TRUNC != 0
@@ -159,7 +171,7 @@ func netPort(p uint16) uint16 {
 // setReply makes the k-th outgoing message a reply to the i-th datagram of
 // the last read: to its sender (the sockaddr the kernel gave, reused as
 // is), with oob as its control message.
-func (c *mmsgConn) setReply(k, i int, reply, oob []byte) {
+func (c *batchConn) setReply(k, i int, reply, oob []byte) {
 	c.outIov[k].Base = &reply[0]
 	c.outIov[k].SetLen(len(reply))
 	h := &c.out[k].Hdr
@@ -175,7 +187,7 @@ func (c *mmsgConn) setReply(k, i int, reply, oob []byte) {
 // write sends the first n replies set with setReply. A reply that cannot
 // go (the kernel refuses its destination) is skipped, as a single write's
 // would be lost: the client retries.
-func (c *mmsgConn) write(n int) {
+func (c *batchConn) write(n int) {
 	for sent := 0; sent < n; {
 		c.pending, c.n, c.err = c.out[sent:n], 0, nil
 		if err := c.rc.Write(c.writeFn); err != nil {

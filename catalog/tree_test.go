@@ -19,7 +19,7 @@ import (
 // change tags, health and networks, deletes, resyncs with duplicate and
 // missing containers, API registrations, heartbeats, expiry) and, after
 // each, recomputes every answer from the rows and compares.
-func TestViewFollowsRows(t *testing.T) {
+func TestLookupTreeFollowsRows(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
@@ -76,7 +76,7 @@ func TestViewFollowsRows(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d: %v", step, err)
 				}
-				checkView(t, cat, services, tagSet, step)
+				checkLookupTree(t, cat, services, tagSet, step)
 			}
 		})
 	}
@@ -98,8 +98,8 @@ func lastPerContainer(recs []catalog.ContainerRecord) []catalog.ContainerRecord 
 	return out
 }
 
-// checkView compares what the catalog answers with what its rows say.
-func checkView(t *testing.T, cat *catalog.Catalog, services, tagSet []string, step int) {
+// checkLookupTree compares what the catalog answers with what its rows say.
+func checkLookupTree(t *testing.T, cat *catalog.Catalog, services, tagSet []string, step int) {
 	t.Helper()
 	_, ctrs, err := cat.AllContainers()
 	if err != nil {
@@ -154,16 +154,16 @@ func checkView(t *testing.T, cat *catalog.Catalog, services, tagSet []string, st
 		}
 		return 1
 	})
-	if _, got, _ := cat.Services(nil); !slices.Equal(got, wantSummary) {
+	if _, got := cat.Services(nil); !slices.Equal(got, wantSummary) {
 		t.Fatalf("step %d: Services() = %+v, rows say %+v", step, got, wantSummary)
 	}
 	for _, tag := range tagSet {
 		want := slices.ContainsFunc(rows, func(i *catalog.Instance) bool { return i.Passing && i.HasTag(tag) })
-		if got, _ := cat.HasTag(tag); got != want {
+		if got := cat.HasTag(tag); got != want {
 			t.Fatalf("step %d: HasTag(%s) = %v, rows say %v", step, tag, got, want)
 		}
 	}
-	got, _ := cat.Networks()
+	got := cat.Networks()
 	if len(got) != len(nets) {
 		t.Fatalf("step %d: Networks() = %v, rows have %v", step, got, nets)
 	}

@@ -8,20 +8,23 @@ import (
 	iradix "github.com/hashicorp/go-immutable-radix"
 )
 
-// The view is what DNS asks of the catalog, derived from the container
+// lookupTree is what DNS asks of the catalog, derived from the container
 // rows at each write: every service with its instances, the tags that
 // passing instances carry, and the networks the containers are on. It is
 // an immutable radix tree, published with the catalog index in one atomic
-// store after the write's memdb commit, so a lookup is a pointer load and
-// a tree walk: no transaction, no iterator, no allocation (a memdb read
-// allocates a dozen times). Its leaves' watch channels serve the HTTP
-// API's long polls.
+// store after the write's memdb commit (see snapshot), so a lookup is a
+// pointer load and a tree walk: no transaction, no iterator, no allocation
+// (a memdb read allocates a dozen times). Its leaves' watch channels serve
+// the HTTP API's long polls.
 //
-// Keys are one kind byte and the name.
+// Only the methods below know how its keys are laid out: one prefix byte
+// and the name.
+type lookupTree struct{ t *iradix.Tree }
+
 const (
-	kindService = 's'
-	kindTag     = 't'
-	kindNetwork = 'n'
+	keyService = 's'
+	keyTag     = 't'
+	keyNetwork = 'n'
 )
 
 // serviceRow is one service: its instances sorted by id, and the index of
@@ -34,27 +37,77 @@ type serviceRow struct {
 	Passing   int
 }
 
-// countRow counts what keeps a tag or a network in the view: the passing
+// countRow counts what keeps a tag or a network in the tree: the passing
 // instances that carry the tag, the addresses on the network.
 type countRow struct {
 	n       int
 	network netip.Prefix // for network rows
 }
 
-// viewKey builds a key in buf when it fits, so that lookups do not allocate.
-func viewKey(buf []byte, kind byte, name string) []byte {
-	return append(append(buf[:0], kind), name...)
+// service returns the row of the service name, nil when there is none,
+// and the channel closed when it changes (or, for a service not there,
+// when it appears).
+func (lt lookupTree) service(name string) (*serviceRow, <-chan struct{}) {
+	if len(name) > MaxLabelLen {
+		return nil, nil // not a label: no such service, and there never will be
+	}
+	var key [1 + MaxLabelLen]byte
+	ch, raw, ok := lt.t.Root().GetWatch(treeKey(key[:], keyService, name))
+	if !ok {
+		return nil, ch
+	}
+	return raw.(*serviceRow), ch
+}
+
+// eachService calls fn with every service row, in name order, emptied
+// services included.
+func (lt lookupTree) eachService(fn func(*serviceRow)) {
+	lt.t.Root().WalkPrefix([]byte{keyService}, func(_ []byte, v any) bool {
+		fn(v.(*serviceRow))
+		return false
+	})
+}
+
+// hasTag reports whether a passing instance carries tag.
+func (lt lookupTree) hasTag(tag string) bool {
+	if len(tag) > MaxLabelLen {
+		return false
+	}
+	var key [1 + MaxLabelLen]byte
+	_, ok := lt.t.Get(treeKey(key[:], keyTag, tag))
+	return ok
+}
+
+// networks returns the masked subnets the containers are on.
+func (lt lookupTree) networks() []netip.Prefix {
+	var out []netip.Prefix
+	lt.t.Root().WalkPrefix([]byte{keyNetwork}, func(_ []byte, v any) bool {
+		out = append(out, v.(*countRow).network)
+		return false
+	})
+	return out
+}
+
+// watchAll returns the channel closed by any change to the tree.
+func (lt lookupTree) watchAll() <-chan struct{} {
+	ch, _, _ := lt.t.Root().GetWatch(nil)
+	return ch
+}
+
+// treeKey builds a key in buf when it fits, so that lookups do not allocate.
+func treeKey(buf []byte, prefix byte, name string) []byte {
+	return append(append(buf[:0], prefix), name...)
 }
 
 func networkKey(buf []byte, p netip.Prefix) []byte {
 	a := p.Addr().As16()
-	return append(append(append(buf[:0], kindNetwork), a[:]...), byte(p.Bits()))
+	return append(append(append(buf[:0], keyNetwork), a[:]...), byte(p.Bits()))
 }
 
-// viewChange gathers what one write does to the view, applied once at the
-// end, so that a resync of 10,000 containers rebuilds each service once
+// treeChange gathers what one write does to the lookup tree, applied once
+// at the end, so that a resync of 10,000 containers rebuilds each service once
 // and not once per container.
-type viewChange struct {
+type treeChange struct {
 	services map[string]serviceChange
 	tags     map[string]int
 	networks map[netip.Prefix]int
@@ -66,11 +119,11 @@ type viewChange struct {
 // go.
 type serviceChange map[string][]*Instance
 
-func (v *viewChange) empty() bool {
+func (v *treeChange) empty() bool {
 	return len(v.services) == 0 && len(v.tags) == 0 && len(v.networks) == 0
 }
 
-func (v *viewChange) service(name string) serviceChange {
+func (v *treeChange) service(name string) serviceChange {
 	if v.services == nil {
 		v.services = map[string]serviceChange{}
 	}
@@ -85,7 +138,7 @@ func (v *viewChange) service(name string) serviceChange {
 // replaceRow records that the container row old (nil: none) is replaced by
 // new (nil: deleted). instances is false when the instances give the same
 // answers as before: only the container changed, or only expiry times.
-func (v *viewChange) replaceRow(old, new *containerRow, instances bool) {
+func (v *treeChange) replaceRow(old, new *containerRow, instances bool) {
 	if old != nil {
 		if instances {
 			v.dropInstances(old)
@@ -105,7 +158,7 @@ func (v *viewChange) replaceRow(old, new *containerRow, instances bool) {
 }
 
 // dropInstances takes r's instances out of their services and tags.
-func (v *viewChange) dropInstances(r *containerRow) {
+func (v *treeChange) dropInstances(r *containerRow) {
 	for _, inst := range r.insts {
 		// Emptied, not deleted: its old instances go, and so do any put
 		// earlier in this same write.
@@ -114,7 +167,7 @@ func (v *viewChange) dropInstances(r *containerRow) {
 	}
 }
 
-func (v *viewChange) countTags(inst *Instance, d int) {
+func (v *treeChange) countTags(inst *Instance, d int) {
 	if !inst.Passing || len(inst.Tags) == 0 {
 		return
 	}
@@ -126,9 +179,9 @@ func (v *viewChange) countTags(inst *Instance, d int) {
 	}
 }
 
-func (v *viewChange) countNetworks(c *Container, d int) {
+func (v *treeChange) countNetworks(c *Container, d int) {
 	for _, a := range c.Addrs {
-		if !a.Prefix.IsValid() || a.Prefix.Bits() == a.Prefix.Addr().BitLen() {
+		if !a.Prefix.IsValid() || a.Prefix.Bits() == a.Prefix.Addr().BitLen() || a.SpansHosts {
 			continue
 		}
 		if v.networks == nil {
@@ -138,14 +191,14 @@ func (v *viewChange) countNetworks(c *Container, d int) {
 	}
 }
 
-// apply returns the view with the change made, at index, and the
+// apply returns the tree with the change made, at index, and the
 // transaction whose Notify wakes the watchers of what changed.
-func (v *viewChange) apply(view *iradix.Tree, index uint64) (*iradix.Tree, *iradix.Txn) {
-	txn := view.Txn()
+func (v *treeChange) apply(lt lookupTree, index uint64) (lookupTree, *iradix.Txn) {
+	txn := lt.t.Txn()
 	txn.TrackMutate(true)
 	var key [1 + MaxLabelLen + 1]byte
 	for name, sc := range v.services {
-		k := viewKey(key[:], kindService, name)
+		k := treeKey(key[:], keyService, name)
 		row := &serviceRow{Name: name, Index: index}
 		if raw, ok := txn.Get(k); ok {
 			old := raw.(*serviceRow)
@@ -169,7 +222,7 @@ func (v *viewChange) apply(view *iradix.Tree, index uint64) (*iradix.Tree, *irad
 	}
 	for tag, d := range v.tags {
 		if d != 0 {
-			adjustCount(txn, viewKey(key[:], kindTag, tag), d, netip.Prefix{})
+			adjustCount(txn, treeKey(key[:], keyTag, tag), d, netip.Prefix{})
 		}
 	}
 	for p, d := range v.networks {
@@ -177,7 +230,7 @@ func (v *viewChange) apply(view *iradix.Tree, index uint64) (*iradix.Tree, *irad
 			adjustCount(txn, networkKey(key[:], p), d, p)
 		}
 	}
-	return txn.CommitOnly(), txn
+	return lookupTree{txn.CommitOnly()}, txn
 }
 
 // adjustCount adds d to the count at k, and removes the row at zero. k is

@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/svcdns/svcdns/catalog"
+)
+
+// Which peers' full states this node asks for, and how often.
+
+// wanted lists the owners whose full state should be asked for now: a gap
+// older than wait, a needed state, a member just come up or of which
+// nothing is held; each at most once per every.
+func (h *holder) wanted(wait, every time.Duration) []request {
+	now := h.now()
+	var out []request
+	for _, o := range h.owners {
+		gap := !o.gapSince.IsZero() && (o.needState || now.Sub(o.gapSince) >= wait)
+		// A live member of which nothing is held is asked until its
+		// state arrives: a first ask may be lost.
+		unknown := o.ver.IsZero()
+		if !o.member || !gap && !o.askNow && !unknown || !o.mayAsk(now, every) {
+			continue
+		}
+		r := request{To: o.name, Wants: []digestEntry{{o.name, o.ver}}}
+		if o.askNow {
+			// Back from a cut: what others changed meanwhile may have
+			// missed this node too, and the node that came up may hold
+			// it. Ask it for every owner held here. This node's own
+			// version goes along: the node that came up may have
+			// missed this node's changes too, and no delta of them
+			// may come again to show it the gap.
+			r.Wants = append(r.Wants, h.digest(o.name)...)
+			r.Wants = append(r.Wants, digestEntry{h.self, h.selfOwn.ver})
+		}
+		o.askNow = false
+		o.ask(now, every)
+		out = append(out, r)
+	}
+	return out
+}
+
+// maxAskAgain bounds the wait between asks for a state that does not come.
+const maxAskAgain = 30 * time.Second
+
+// mayAsk reports whether o's full state may be asked for at now: every
+// after the last ask, twice as long after each ask that brought nothing,
+// so that a node too busy to answer is not sent the same request (and
+// then made to send the same state) again and again.
+func (o *owner) mayAsk(now time.Time, every time.Duration) bool {
+	return now.Sub(o.asked) >= max(every, o.askAgain)
+}
+
+// ask notes that o's full state is asked for at now.
+func (o *owner) ask(now time.Time, every time.Duration) {
+	o.asked = now
+	o.askAgain = min(max(every, 2*o.askAgain), maxAskAgain)
+}
+
+// digest is the version of every owner held here but skip; h.mu is held.
+func (h *holder) digest(skip string) []digestEntry {
+	var out []digestEntry
+	for _, o := range h.owners {
+		if o.name != skip && !o.ver.IsZero() {
+			out = append(out, digestEntry{o.name, o.ver})
+		}
+	}
+	return out
+}
+
+// behind lists the owners of a digest that are newer there than here,
+// with the version held here; with heldOnly, only owners of which
+// something is held.
+func (h *holder) behind(digest []digestEntry, every time.Duration, heldOnly bool) []digestEntry {
+	now := h.now()
+	var out []digestEntry
+	for _, e := range digest {
+		if e.Owner == h.self || !catalog.ValidLabel(e.Owner) {
+			continue
+		}
+		o := h.owners[e.Owner]
+		if heldOnly && (o == nil || o.ver.IsZero()) {
+			continue
+		}
+		if o != nil && (!o.ver.Less(e.Version) || !o.mayAsk(now, every)) {
+			continue
+		}
+		if o == nil {
+			if len(h.owners) >= maxOwners {
+				continue
+			}
+			o = h.get(e.Owner)
+		}
+		o.ask(now, every)
+		out = append(out, digestEntry{Owner: e.Owner, Version: o.ver})
+	}
+	return out
+}
+
+// behindCount is how many live members are held with a gap open, a full
+// state needed, or nothing held yet.
+func (h *holder) behindCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, o := range h.owners {
+		if o.member && (!o.gapSince.IsZero() || o.needState || o.ver.IsZero()) {
+			n++
+		}
+	}
+	return n
+}

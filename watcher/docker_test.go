@@ -1,0 +1,112 @@
+package watcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/svcdns/svcdns/catalog"
+)
+
+// unixDaemon is a Docker engine on a unix socket that answers the ping and
+// inspects of n containers (c001…), each after a short wait so that the
+// inspects of a sync overlap, and counts the connections clients open.
+type unixDaemon struct {
+	host  string // unix://…
+	dials atomic.Int64
+	ids   []string
+}
+
+func newUnixDaemon(t *testing.T, n int) *unixDaemon {
+	t.Helper()
+	// Not t.TempDir: a unix socket's path is limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "svcdns-watcher-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &unixDaemon{host: "unix://" + sock}
+	ctrs := map[string][]byte{}
+	for i := 1; i <= n; i++ {
+		b, err := json.Marshal(newCtr(i, fmt.Sprintf("c%03d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctrs[ctrID(i)] = b
+		d.ids = append(d.ids, ctrID(i))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.Write([]byte("OK"))
+	})
+	mux.HandleFunc("GET /{version}/containers/{id}/json", func(w http.ResponseWriter, r *http.Request) {
+		b, ok := ctrs[r.PathValue("id")]
+		if !ok {
+			http.Error(w, `{"message":"No such container"}`, http.StatusNotFound)
+			return
+		}
+		time.Sleep(2 * time.Millisecond) // the daemon's work: the sync's inspects overlap
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			d.dials.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return d
+}
+
+// TestClientKeepsConnections: the Docker client keeps an idle connection
+// for every slot of the limiter (keepIdleConns), so the inspects of a
+// second full sync reuse the first one's connections and dial none: a
+// socket proxy with a small listen backlog sees no new connections from a
+// healthy watcher. With the client's default of 2 idle connections, each
+// sync dialled about 30 again.
+func TestClientKeepsConnections(t *testing.T) {
+	d := newUnixDaemon(t, 200)
+	w, err := New(Config{Catalog: catalog.New(), DockerHost: d.host, Node: "n1", AdvertiseIP: netip.MustParseAddr("192.0.2.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.docker.close()
+	ctx := context.Background()
+	sync := func() {
+		t.Helper()
+		inspected, failed, err := w.inspectAll(ctx, d.ids)
+		if err != nil || len(failed) > 0 || len(inspected) != len(d.ids) {
+			t.Fatalf("inspected %d of %d, failed %v, err %v", len(inspected), len(d.ids), failed, err)
+		}
+	}
+	sync()
+	first := d.dials.Load()
+	if first < 2 || first > 2*int64(maxInspects) {
+		// The first sync opens about one connection per slot it uses, the
+		// ping's included: a request that finds every connection busy
+		// dials, and keeps the new one even when another came free before
+		// the dial ended. Connections closed and dialled again within the
+		// sync would make many more.
+		t.Errorf("the first sync dialled %d connections, want 2 to %d", first, 2*maxInspects)
+	}
+	sync()
+	if again := d.dials.Load() - first; again != 0 {
+		t.Errorf("the second sync dialled %d new connections (the first %d), want 0: idle connections not kept", again, first)
+	}
+	t.Logf("first sync: %d connections, second: %d new", first, d.dials.Load()-first)
+}

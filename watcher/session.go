@@ -1,0 +1,233 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// session is one connection: subscribe, list, replace, then apply events
+// until the stream ends or ctx is done. Nothing else ends it: a failed
+// inspect is retried on its own, a failed list is tried again with
+// backoff, and the stream stays. synced reports whether a list was
+// applied. The error is never nil.
+func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	q := newQueue(w.tunables.maxQueue, w.tunables.retryMin, w.tunables.retryMax)
+	st := w.store
+	ref := newRefresher(q, inspectConcurrency, w.inspect)
+	ref.beforeStart = func() { w.publishPending(q, st) }
+
+	// Why subscribe before listing: a container that starts after the list
+	// but before the subscription would otherwise stay unknown until the
+	// next resync. Subscribed first, its start event waits in the queue and
+	// is applied after the list; if the list saw it too, applying it again
+	// changes nothing.
+	stream := w.docker.subscribe(ctx, time.Now())
+	streamDone := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { streamDone <- w.readEvents(ctx, &stream, q) })
+	defer func() {
+		cancel() // ends the stream, the reader and the inspects in flight
+		wg.Wait()
+		ref.wait()
+		q.close()
+		st.flush() // a session that ends mid-turn still writes what it found
+		w.publishPending(nil, st)
+	}()
+
+	rs := newResync(w.resync, w.tunables.retryMin, w.tunables.retryMax)
+	defer rs.stop()
+	synced = w.trySync(ctx, q, st, rs)
+	for {
+		select {
+		case <-ctx.Done():
+			return synced, ctx.Err()
+		case err := <-streamDone:
+			if errors.Is(err, io.EOF) {
+				err = errors.New("closed by the daemon")
+			}
+			return synced, fmt.Errorf("docker event stream: %w", err)
+		case <-rs.timer.C:
+			synced = w.trySync(ctx, q, st, rs) || synced
+		case res := <-ref.done:
+			w.finishAll(ctx, q, ref, st, res)
+		case <-q.ready:
+			if q.takeNetworks() {
+				// Before this turn's inspects: a container that joins a new
+				// network is inspected after the network's create event.
+				if w.refreshNetworks(ctx, q) {
+					rs.soon(syncNetworks) // containers mapped while the list failed
+				}
+			}
+			hints, overflow := q.takeHints()
+			if overflow {
+				w.log.Warn("docker event queue overflowed, resyncing", "max", w.tunables.maxQueue)
+				rs.soon(syncOverflow)
+			}
+			for _, h := range hints {
+				switch {
+				case h.gone:
+					// A container an event said stopped running leaves the
+					// answers now, not when its inspect returns; the inspect
+					// then decides (a restarted container comes straight back).
+					st.remove(h.id, "stopped", q.takeSince(h.id))
+				case h.signal != 0:
+					// One sent its stop signal leaves them too, until it
+					// exits or its hold ends (drain.go).
+					if hold, ok := st.drain(h.id, h.signal); ok {
+						q.recheck(h.id, hold)
+					}
+				}
+			}
+		}
+		// The end of a turn: what it found goes to the catalog in one write.
+		st.flush()
+		lens := w.publishPending(q, st)
+		w.endpoint.settle(lens.pending > 0 || lens.networks || rs.failures > 0)
+		ref.dispatch(ctx)
+	}
+}
+
+// trySync runs the full sync that rs has due and schedules the next: the
+// periodic one after a success, the same one after a backoff when the list
+// failed. ok reports a success.
+func (w *Watcher) trySync(ctx context.Context, q *queue, st *store, rs *resync) (ok bool) {
+	err := w.fullSync(ctx, q, st, rs.reason)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		d := rs.failed()
+		w.log.Debug("docker list failed, trying again", "reason", rs.reason, "attempt", rs.failures, "delay", d.Round(time.Millisecond), "err", err)
+		if rs.reason == syncConnect {
+			w.setDisconnected(err.Error())
+		}
+		return false
+	}
+	if rs.reason == syncConnect {
+		w.setConnected()
+	}
+	rs.succeeded()
+	return true
+}
+
+// resync schedules a session's full syncs: the connect sync until one
+// succeeds, then a periodic one every Resync, and one at once after an
+// overflow; a sync whose list failed is due again after a backoff.
+type resync struct {
+	timer    *time.Timer
+	every    time.Duration // between periodic syncs
+	min, max time.Duration // the backoff of a failed one
+	reason   string        // of the sync due
+	failures int           // lists failed in a row
+}
+
+func newResync(every, min, max time.Duration) *resync {
+	r := &resync{timer: time.NewTimer(time.Hour), every: every, min: min, max: max, reason: syncConnect}
+	r.timer.Stop()
+	return r
+}
+
+func (r *resync) failed() time.Duration {
+	r.failures++
+	d := backoff(r.failures, r.min, r.max)
+	r.reset(d)
+	return d
+}
+
+func (r *resync) succeeded() {
+	r.failures, r.reason = 0, syncPeriodic
+	r.reset(r.every)
+}
+
+// soon makes a sync due at once, for reason (unless the connect sync is
+// still to succeed, which covers it).
+func (r *resync) soon(reason string) {
+	if r.reason != syncConnect {
+		r.reason = reason
+	}
+	r.reset(0)
+}
+
+func (r *resync) reset(d time.Duration) { r.timer.Reset(d) }
+
+func (r *resync) stop() { r.timer.Stop() }
+
+// readEvents moves container ids from the event stream into q until the
+// stream ends or ctx is done. Reading never waits on Docker calls, so the
+// daemon does not drop events for a slow subscriber while the loop
+// inspects.
+func (w *Watcher) readEvents(ctx context.Context, s *eventStream, q *queue) error {
+	for {
+		ev, err := s.next(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.id != "" {
+			q.add(hint{id: ev.id, gone: ev.gone, signal: ev.signal})
+		}
+		if ev.networks {
+			q.networksChanged()
+		}
+		// Counted after queueing: whoever sees the count sees the queue.
+		w.met.events.WithLabelValues(ev.action).Inc()
+		w.mu.Lock()
+		w.status.Events++
+		w.mu.Unlock()
+	}
+}
+
+// finishAll handles res and every other result already waiting, so that
+// their writes go to the catalog together.
+func (w *Watcher) finishAll(ctx context.Context, q *queue, ref *refresher, st *store, res inspectResult) {
+	for {
+		if ref.finish(&res) {
+			w.refreshed(ctx, q, st, res)
+		}
+		select {
+		case res = <-ref.done:
+		default:
+			return
+		}
+	}
+}
+
+// refreshed stages what an inspect after an event found: the container
+// and its instances, or its removal. A failed inspect is that container's
+// problem: it is retried after a backoff, and the catalog keeps what it has
+// for it meanwhile.
+func (w *Watcher) refreshed(ctx context.Context, q *queue, st *store, res inspectResult) {
+	switch {
+	case res.err == nil:
+		q.forget(res.id)
+		st.put(res.id, res.m, res.since)
+	case errors.Is(res.err, errGone):
+		q.forget(res.id)
+		st.remove(res.id, "removed", res.since)
+	case ctx.Err() != nil:
+	default:
+		d := q.retry(res.id, res.since)
+		w.log.Debug("inspect failed, retrying", "id", shortID(res.id), "delay", d.Round(time.Millisecond), "err", res.err)
+	}
+}
+
+// publishPending publishes how many containers are waiting for an
+// inspect, being inspected, waiting for a retry, or inspected and not yet
+// written; q nil publishes the end of a session.
+func (w *Watcher) publishPending(q *queue, st *store) queueLens {
+	var lens queueLens
+	if q != nil {
+		lens = q.lens()
+	}
+	n := int64(lens.pending + len(st.staged))
+	w.pending.Store(n)
+	w.retrying.Store(int64(lens.retrying))
+	w.met.pending.Set(float64(n))
+	w.met.retries.Set(float64(lens.retrying))
+	w.met.queueLength.Set(float64(lens.waiting))
+	return lens
+}
