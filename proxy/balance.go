@@ -20,23 +20,18 @@ var _ http.RoundTripper = (*route)(nil)
 // RoundTrip sends one request (ReverseProxy's outbound copy) to the
 // route's least busy instance, and on a failure before any response byte
 // to another one, when the request can be replayed (retryable). Each
-// instance is tried at most once, and at most maxAttempts are.
+// instance is tried at most once, and at most maxAttempts are. An
+// instance that left since it was picked is skipped, or, when it leaves
+// before the request has a connection to it, its dial fails (see
+// backend.dial) and the request goes to another.
 func (rt *route) RoundTrip(req *http.Request) (*http.Response, error) {
 	var triedBuf [maxAttempts]*backend
 	tried := triedBuf[:0]
 	var lastErr error
 	for len(tried) < maxAttempts {
-		var (
-			m  member
-			ok bool
-		)
-		if len(tried) == 0 {
-			m, ok = rt.chosen(req.URL.Host) // by rewrite
-		}
+		m, ok := rt.next(req.URL.Host, tried)
 		if !ok {
-			if m, ok = rt.pick(tried); !ok {
-				break
-			}
+			break
 		}
 		out := req
 		if m.strip || len(tried) > 0 || req.URL.Host != m.b.addr {
@@ -45,7 +40,7 @@ func (rt *route) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		m.b.inflight.Add(1)
-		resp, err := rt.proxy.transport.RoundTrip(out)
+		resp, err := m.b.transport().RoundTrip(out)
 		if err == nil {
 			resp.Body = wrapBody(resp.Body, m.b)
 			return resp, nil
@@ -100,14 +95,39 @@ func setXForwarded(pr *httputil.ProxyRequest) {
 	h["X-Forwarded-Proto"] = vals[2:3:3]
 }
 
-// chosen is the member that rewrite addressed the request to.
-func (rt *route) chosen(addr string) (member, bool) {
-	for _, m := range rt.members {
-		if m.b.addr == addr {
+// next is the instance of the next attempt: first the one rewrite
+// addressed the request to (at addr), unless it left since; else the
+// least busy one not tried, among the members of the route in the newest
+// table: a failed attempt may have taken long enough (a dial given up
+// when its instance left, or timed out) for instances to come and go.
+func (rt *route) next(addr string, tried []*backend) (member, bool) {
+	if len(tried) == 0 {
+		if m, ok := rt.chosen(addr); ok {
 			return m, true
 		}
 	}
+	return rt.latest().pick(tried)
+}
+
+// chosen is the member that rewrite addressed the request to, while it is
+// not gone.
+func (rt *route) chosen(addr string) (member, bool) {
+	for _, m := range rt.members {
+		if m.b.addr == addr {
+			return m, !m.b.isGone()
+		}
+	}
 	return member{}, false
+}
+
+// latest is the route of rt's key in the newest table: rt itself while it
+// did not change, and rt when the key has no route any more (its members
+// are then all gone).
+func (rt *route) latest() *route {
+	if r := rt.proxy.tbl.Load().route(rt.key); r != nil {
+		return r
+	}
+	return rt
 }
 
 // outbound is req addressed to m, with the route's prefix stripped when m

@@ -14,7 +14,11 @@
 // /apix), and there to the passing instance with the fewest requests in
 // flight, ties broken at random. A request that fails before any byte of
 // a response (connection refused or reset) is retried on an instance not
-// yet tried, when it can be replayed. The proxying itself is
+// yet tried, when it can be replayed. An instance that leaves the catalog
+// gets no request from then on: a dial to it, in progress or about to
+// begin, is given up and the request, never sent, goes to another
+// instance; its idle connections are closed, and the ones serving a
+// request once that request ends. The proxying itself is
 // net/http/httputil.ReverseProxy's.
 //
 //	p, err := proxy.New(proxy.Config{Catalog: cat, Zone: "local", Node: "node-1"})

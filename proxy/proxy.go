@@ -75,16 +75,15 @@ const (
 // Proxy is the HTTP reverse proxy, an http.Handler. It is safe for
 // concurrent use; Run keeps its table up to date.
 type Proxy struct {
-	cfg       Config
-	cat       *catalog.Catalog
-	log       *slog.Logger
-	met       *metrics
-	transport *http.Transport
-	dialer    *net.Dialer
-	bufPool   bufpool.Pool
-	builder   builder
-	tbl       atomic.Pointer[table]
-	errLog    *slogWriter
+	cfg     Config
+	cat     *catalog.Catalog
+	log     *slog.Logger
+	met     *metrics
+	dialer  *net.Dialer // every backend's transport dials with it
+	bufPool bufpool.Pool
+	builder builder
+	tbl     atomic.Pointer[table]
+	errLog  *slogWriter
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -126,48 +125,36 @@ func New(cfg Config) (*Proxy, error) {
 		errLog:  &slogWriter{log: cfg.Logger},
 	}
 	p.dialer = &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	p.transport = &http.Transport{
-		// Never HTTP_PROXY from the environment: instances are local.
-		Proxy:       nil,
-		DialContext: p.dial,
-		// Go's default of 2 idle connections per instance makes a dial
-		// per request under load, and TIME_WAIT piles up.
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       cfg.IdleTimeout,
-		ResponseHeaderTimeout: cfg.HeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		// Accept-Encoding passes through as the client sent it.
-		DisableCompression: true,
-	}
+	p.builder.transport = p.transportFor
 	p.rebuild()
 	return p, nil
 }
 
-// dial connects to an instance, and gives up as soon as the catalog drops
-// the instance: a dial to a container whose network is gone gets no
-// answer at all, and would wait out the connect timeout.
-func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	v, ok := p.builder.byAddr.Load(addr)
-	if !ok {
-		return p.dialer.DialContext(ctx, network, addr)
+// transportFor makes the HTTP transport of one backend: its connections
+// are the backend's alone (see backend), dialed by backend.dial.
+func (p *Proxy) transportFor(be *backend) *http.Transport {
+	return &http.Transport{
+		// Never HTTP_PROXY from the environment: instances are local.
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return be.dial(ctx, p.dialer, network, addr)
+		},
+		// Go's default of 2 idle connections per instance makes a dial
+		// per request under load, and TIME_WAIT piles up.
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       p.cfg.IdleTimeout,
+		ResponseHeaderTimeout: p.cfg.HeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Accept-Encoding passes through as the client sent it.
+		DisableCompression: true,
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func(gone <-chan struct{}) {
-		select {
-		case <-gone:
-			cancel()
-		case <-ctx.Done():
-		}
-	}(v.(*backend).gone)
-	return p.dialer.DialContext(ctx, network, addr)
 }
 
 // Run rebuilds the route table after every catalog change until ctx is
 // done; it returns nil then.
 func (p *Proxy) Run(ctx context.Context) error {
-	defer p.transport.CloseIdleConnections()
+	defer p.closeIdle()
 	idx := p.tbl.Load().index
 	for {
 		next, err := p.cat.Wait(ctx, idx)
@@ -176,6 +163,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		idx = next
 		p.rebuild()
+	}
+}
+
+// closeIdle closes the idle connections to every backend. Run's
+// goroutine, which owns the builder, calls it.
+func (p *Proxy) closeIdle() {
+	for _, be := range p.builder.backends {
+		be.closeIdle()
 	}
 }
 

@@ -460,11 +460,10 @@ func TestProxyDialGivenUpWhenInstanceLeaves(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.ConnectTimeout = time.Minute })
 	good := echo(t, "good")
 	hang := hangingAddr(t)
-	// Counted in flight is not enough: a dial that starts once the
-	// instance has left has no instance to watch (the dialer finds none at
-	// the address), and waits out the connect timeout. Control runs inside
-	// the dial, after the watch. Set before register: the table's atomic
-	// swap orders it before any request.
+	// Counted in flight is not enough: the instance must leave while the
+	// dial is in progress (TestProxyInstanceLeavesBeforeDial has it leave
+	// before). Control runs inside the dial, after the watch. Set before
+	// register: the table's atomic swap orders it before any request.
 	connecting := make(chan struct{})
 	var once sync.Once
 	f.p.dialer.Control = func(_, addr string, _ syscall.RawConn) error {

@@ -4,12 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/svcdns/svcdns/catalog"
 )
@@ -25,28 +24,6 @@ func (k routeKey) String() string {
 	}
 	return k.host + k.prefix
 }
-
-// backend is one instance the proxy sends requests to. It outlives the
-// tables that list it, as long as the instance keeps its address, so that
-// its count of requests in flight stays true across rebuilds.
-type backend struct {
-	id       string
-	service  string
-	addr     string // host:port
-	inflight atomic.Int64
-	// gone is closed when the catalog no longer lists the instance at
-	// addr: a request picked from an older table skips it, and a dial to
-	// it still in progress (a container whose network went away answers
-	// nothing, not even a reset) is given up and retried elsewhere.
-	gone     chan struct{}
-	goneFlag atomic.Bool
-}
-
-func newBackend(id, service, addr string) *backend {
-	return &backend{id: id, service: service, addr: addr, gone: make(chan struct{})}
-}
-
-func (be *backend) isGone() bool { return be.goneFlag.Load() }
 
 // member is a backend in one route; strip is the instance's own choice, so
 // that a new version may change it during a blue-green move.
@@ -98,6 +75,9 @@ func (t *table) match(host, path string) *route {
 	return nil
 }
 
+// route is the route of key k, nil when there is none.
+func (t *table) route(k routeKey) *route { return t.byHost[k.host][k.prefix] }
+
 // longest tries path, then each prefix of it that ends before a '/', then
 // "/": a map lookup per segment, whatever the number of routes.
 func longest(routes map[string]*route, path string) *route {
@@ -129,9 +109,9 @@ type builder struct {
 	services  map[string]*svcShare
 	claims    map[routeKey]*claim
 	backends  map[string]*backend // instance id -> backend
-	// byAddr finds the live backend at an address, for the dialer, which
-	// runs on the requests' goroutines.
-	byAddr sync.Map // string -> *backend
+	// transport makes a backend's HTTP transport, on its first request;
+	// nil: none (a builder that only makes tables, in tests).
+	transport func(*backend) *http.Transport
 }
 
 // svcShare is what one service claims: members per route key.
@@ -235,7 +215,7 @@ func (b *builder) replace(svc string, old, new *svcShare, dirty map[routeKey]boo
 			for _, m := range ms {
 				if m.b != nil && b.backends[m.b.id] == m.b && (new == nil || !new.has(m.b)) {
 					delete(b.backends, m.b.id)
-					b.retire(m.b)
+					m.b.leave()
 				}
 			}
 		}
@@ -343,21 +323,13 @@ func (b *builder) backend(inst *catalog.Instance) *backend {
 	be := b.backends[inst.ID]
 	if be == nil || be.addr != addr {
 		if be != nil {
-			b.retire(be)
+			be.leave()
 		}
 		be = newBackend(inst.ID, inst.Service, addr)
+		be.newTransport = b.transport
 		b.backends[inst.ID] = be
-		b.byAddr.Store(addr, be)
 	}
 	return be
-}
-
-// retire marks a backend gone, once.
-func (b *builder) retire(be *backend) {
-	if be.goneFlag.CompareAndSwap(false, true) {
-		close(be.gone)
-	}
-	b.byAddr.CompareAndDelete(be.addr, be)
 }
 
 // address is where the proxy reaches an instance. An instance of this
