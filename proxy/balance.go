@@ -245,8 +245,9 @@ func idempotent(method string) bool {
 }
 
 // errorHandler answers a request that no instance answered: 503 when the
-// route has no instance left to try, 504 when one was too slow, else 502;
-// one line naming the service. A client that went away gets nothing.
+// route has no instance left to try (the last one tried left the catalog
+// too), 504 when one was too slow, else 502; one line naming the
+// service. A client that went away gets nothing.
 func (rt *route) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		w.WriteHeader(499) // nginx's "client closed request", for the metrics only
@@ -254,7 +255,7 @@ func (rt *route) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 	}
 	code := http.StatusBadGateway
 	switch {
-	case errors.Is(err, errNoInstance):
+	case errors.Is(err, errNoInstance), errors.Is(err, errInstanceLeft):
 		code = http.StatusServiceUnavailable
 	case isTimeout(err):
 		code = http.StatusGatewayTimeout

@@ -55,6 +55,7 @@ func TestProxyInstanceLeavesBeforeDial(t *testing.T) {
 		name    string
 		warm    bool // a keep-alive connection to the instance that leaves is idle in the pool
 		replace bool // it is the route's only instance, and a new one replaces it
+		alone   bool // it is the route's only instance, and none replaces it: 503
 		method  string
 		body    string
 	}{
@@ -64,6 +65,7 @@ func TestProxyInstanceLeavesBeforeDial(t *testing.T) {
 		{name: "POST, idle keep-alive connection", warm: true, method: http.MethodPost, body: "order-1"},
 		{name: "only instance replaced", replace: true, method: http.MethodGet},
 		{name: "only instance replaced, idle keep-alive connection", replace: true, warm: true, method: http.MethodPost, body: "order-1"},
+		{name: "only instance gone, none replaces it", alone: true, method: http.MethodGet},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +74,7 @@ func TestProxyInstanceLeavesBeforeDial(t *testing.T) {
 			other := echo(t, "other")
 			dials := countDials(f, addrOf(leaving))
 			f.register("leaving", "s", addrOf(leaving), paths("/s"))
-			if !tt.replace {
+			if !tt.replace && !tt.alone {
 				f.register("other", "s", addrOf(other), paths("/s"))
 				backendOf(f, "other").inflight.Store(1) // the request picks leaving
 			}
@@ -106,8 +108,12 @@ func TestProxyInstanceLeavesBeforeDial(t *testing.T) {
 			if !left {
 				t.Fatal("the request never went for a connection to leaving")
 			}
-			want := "other " + tt.method + " /s/x " + tt.body
-			if rec.Code != http.StatusOK || rec.Body.String() != want {
+			switch want := "other " + tt.method + " /s/x " + tt.body; {
+			case tt.alone:
+				if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "service s:") {
+					t.Errorf("%d %q, want 503 naming service s", rec.Code, rec.Body.String())
+				}
+			case rec.Code != http.StatusOK || rec.Body.String() != want:
 				t.Errorf("%d %q, want 200 %q", rec.Code, rec.Body.String(), want)
 			}
 			if n := got.Load(); n != wantGot {
