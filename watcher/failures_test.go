@@ -321,7 +321,10 @@ func TestInspectConcurrencyAdapts(t *testing.T) {
 // success (forget) starts the container's again. A retry queues the id
 // again once its backoff is over.
 func TestQueueRetryBackoff(t *testing.T) {
-	const lo, hi = 100 * time.Millisecond, 800 * time.Millisecond
+	// Hours, not milliseconds: no timer may fire before lens() below
+	// counts them all as retrying, however long a loaded machine stalls
+	// this goroutine between the steps (100 ms once left 50 ms of room).
+	const lo, hi = time.Hour, 8 * time.Hour
 	q := newQueue(10, lo, hi)
 	defer q.close()
 	steps := []struct {
