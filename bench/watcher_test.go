@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 	"github.com/svcdns/svcdns/watcher"
 )
 
@@ -180,6 +181,7 @@ func serveEngine(b *testing.B, n int) (*fakeEngine, string) {
 // runWatcher runs a watcher of cat on the fake engine at sock; stop ends
 // it and waits for Run to return.
 func runWatcher(b *testing.B, cat *catalog.Catalog, sock string) (*watcher.Watcher, func()) {
+	testutil.NoDockerEnv(b)
 	w, err := watcher.New(watcher.Config{
 		Catalog: cat, DockerHost: "unix://" + sock, Node: node,
 		AdvertiseIP: netip.MustParseAddr("192.0.2.1"), Resync: time.Hour,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // unixDaemon is a Docker engine on a unix socket that answers the ping and
@@ -80,6 +81,7 @@ func newUnixDaemon(t *testing.T, n int) *unixDaemon {
 // healthy watcher. With the client's default of 2 idle connections, each
 // sync dialled about 30 again.
 func TestClientKeepsConnections(t *testing.T) {
+	testutil.NoDockerEnv(t)
 	d := newUnixDaemon(t, 200)
 	w, err := New(Config{Catalog: catalog.New(), DockerHost: d.host, Node: "n1", AdvertiseIP: netip.MustParseAddr("192.0.2.1")})
 	if err != nil {
