@@ -19,10 +19,12 @@ import (
 
 // unixDaemon is a Docker engine on a unix socket that answers the ping and
 // inspects of n containers (c001…), each after a short wait so that the
-// inspects of a sync overlap, and counts the connections clients open.
+// inspects of a sync overlap, and counts the connections clients open and
+// how many of them are still open.
 type unixDaemon struct {
 	host  string // unix://…
 	dials atomic.Int64
+	open  atomic.Int64 // as the server last saw: a close counts once the server reads it
 	ids   []string
 }
 
@@ -65,8 +67,12 @@ func newUnixDaemon(t *testing.T, n int) *unixDaemon {
 		w.Write(b)
 	})
 	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			d.dials.Add(1)
+			d.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			d.open.Add(-1)
 		}
 	}}
 	go srv.Serve(ln)
@@ -76,10 +82,10 @@ func newUnixDaemon(t *testing.T, n int) *unixDaemon {
 
 // TestClientKeepsConnections: the Docker client keeps an idle connection
 // for every slot of the limiter (keepIdleConns), so the inspects of a
-// second full sync reuse the first one's connections and dial none: a
-// socket proxy with a small listen backlog sees no new connections from a
-// healthy watcher. With the client's default of 2 idle connections, each
-// sync dialled about 30 again.
+// second full sync reuse the first one's connections: a socket proxy with
+// a small listen backlog sees no new connections from a healthy watcher.
+// With the client's default of 2 idle connections, each sync dialled about
+// 30 again, and closed them again at its end.
 func TestClientKeepsConnections(t *testing.T) {
 	testutil.NoDockerEnv(t)
 	d := newUnixDaemon(t, 200)
@@ -107,8 +113,15 @@ func TestClientKeepsConnections(t *testing.T) {
 		t.Errorf("the first sync dialled %d connections, want 2 to %d", first, 2*maxInspects)
 	}
 	sync()
-	if again := d.dials.Load() - first; again != 0 {
-		t.Errorf("the second sync dialled %d new connections (the first %d), want 0: idle connections not kept", again, first)
+	// Not "the second sync dials none": on a loaded machine the first sync
+	// may not fill every slot at once (30 of 32 seen), and a second that
+	// does dials the difference. What tells kept connections from dropped
+	// ones is how many are still open: the client closes one only past its
+	// idle limit (33), so all of the first sync's stay; with the default
+	// limit about 2 would. A close the server has not read yet only makes
+	// the count higher.
+	if open, want := d.open.Load(), min(first, int64(maxInspects)); open < want {
+		t.Errorf("%d connections open after the second sync, want at least the first sync's %d (up to %d): idle connections not kept", open, first, maxInspects)
 	}
-	t.Logf("first sync: %d connections, second: %d new", first, d.dials.Load()-first)
+	t.Logf("first sync: %d connections, second: %d new, %d open", first, d.dials.Load()-first, d.open.Load())
 }
