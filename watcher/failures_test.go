@@ -141,13 +141,31 @@ func TestInspectErrorRetried(t *testing.T) {
 			h.e.run(a)
 			h.start()
 			h.waitSynced()
+			// Three failures, then an inspect that waits for release: a's
+			// answers are looked at while its retries fail, however slow
+			// the machine (waiting for RetriesPending == 1 could catch the
+			// last backoff, and the success land before the look).
+			release := make(chan struct{})
 			h.e.failN(a.ID, 3, err)
+			failing := h.e.beforeInspect
+			h.e.beforeInspect = func(ctx context.Context, id string) error {
+				if err := failing(ctx, id); err != nil || id != a.ID {
+					return err
+				}
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			h.e.mutate(a.ID, func(c *container.InspectResponse) { c.State.Paused = true })
 			if err := h.e.emit(events.ContainerEventType, "health_status: unhealthy", a.ID); err != nil {
 				t.Fatal(err)
 			}
-			h.waitFor("a failed inspect", func() bool { return h.w.Status().RetriesPending == 1 })
+			h.waitFor("a's three failed inspects", func() bool { return h.w.Status().InspectFailures[cause] == 3 })
 			h.wantView("a") // known, kept
+			close(release)
 			h.e.run(b)
 			h.event("start", b.ID) // waits for a's retries too: pending counts them
 			h.wantView("a(down) b")
