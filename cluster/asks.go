@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
@@ -109,4 +111,38 @@ func (h *holder) behindCount() int {
 		}
 	}
 	return n
+}
+
+// askerPrefix marks the one want of a request that is no owner but the
+// asker's gossip address, "@host:port". The node asked may not know the
+// asker yet: memberlist announces a node that joins by gossip, sent a
+// few times to the members its senders know then, so when many nodes
+// join at once one may hear of another that never hears of it, until
+// memberlist's next push/pull (30 s, longer above 32 nodes). Its answer
+// would go nowhere, and the asker's records would stay out of its store.
+// With the address it answers, and joins the asker. A node from before
+// skips the want: "@" cannot start an owner's name, so the request
+// format is unchanged.
+const askerPrefix = "@"
+
+// askerWant is the want that carries addr.
+func askerWant(addr netip.AddrPort) digestEntry {
+	return digestEntry{Owner: askerPrefix + addr.String()}
+}
+
+// askerAddr is the asker's address that wants carry, if any.
+func askerAddr(wants []digestEntry) (netip.AddrPort, bool) {
+	for _, w := range wants {
+		if a, ok := strings.CutPrefix(w.Owner, askerPrefix); ok {
+			ap, err := netip.ParseAddrPort(a)
+			return ap, err == nil && ap.IsValid()
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// isMember reports whether name is held as a live member; h.mu is held.
+func (h *holder) isMember(name string) bool {
+	o := h.owners[name]
+	return o != nil && o.member
 }

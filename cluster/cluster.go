@@ -39,10 +39,11 @@ type Cluster struct {
 	shutOnce  sync.Once
 	shut      chan struct{}
 	left      atomic.Bool
-	sendq     chan sendItem // messages for the senders (sendLoop)
-	queued    queuedStates  // the states in sendq, by node
-	direct    chan []byte   // this node's deltas for every live member (directLoop)
-	directMax int           // the largest direct delta that fits one UDP packet
+	sendq     chan sendItem       // messages for the senders (sendLoop)
+	queued    queuedStates        // the states in sendq, by node
+	direct    chan []byte         // this node's deltas for every live member (directLoop)
+	strangers chan netip.AddrPort // askers to join (strangerLoop)
+	directMax int                 // the largest direct delta that fits one UDP packet
 }
 
 // New checks cfg, binds the gossip address and starts memberlist; the node
@@ -54,7 +55,7 @@ func New(cfg Config) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, m: newMetrics(), inc: uint64(time.Now().UnixNano()),
 		nameTaken: make(chan struct{}), shut: make(chan struct{}), sendq: make(chan sendItem, maxSendQueue),
-		direct: make(chan []byte, maxDirectQueue),
+		direct: make(chan []byte, maxDirectQueue), strangers: make(chan netip.AddrPort, maxStrangers),
 	}
 	c.inbox.init()
 	c.h = newHolder(cfg.Node, cfg.Store, cfg.MaxInstances, cfg.Logger, c.m, cfg.OnApply)
@@ -124,7 +125,7 @@ func (c *Cluster) Addr() netip.AddrPort {
 func (c *Cluster) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	loops := []func(context.Context){c.applyLoop, c.publishLoop, c.joinLoop, c.directLoop}
+	loops := []func(context.Context){c.applyLoop, c.publishLoop, c.joinLoop, c.directLoop, c.strangerLoop}
 	for range senders {
 		loops = append(loops, c.sendLoop)
 	}
@@ -277,7 +278,7 @@ func (c *Cluster) Stats() Stats {
 		MsgsIn: m.msgsIn.Load(), MsgsOut: m.msgsOut.Load(), BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(),
 		PushPulls: m.pushPulls.Load(), DeltasApplied: m.deltasApplied.Load(), StatesApplied: m.statesApplied.Load(),
 		StaleDropped: m.staleDropped.Load(), Dropped: m.dropped.Load(), StateRequests: m.stateRequests.Load(),
-		InstancesCut: m.instancesCut.Load(), RecordsRefused: m.refused.Load(),
+		InstancesCut: m.instancesCut.Load(), RecordsRefused: m.refused.Load(), StrangerJoins: m.strangerJoins.Load(),
 	}
 	st.Members = c.ml.NumMembers()
 	st.LiveMember = st.Members
@@ -379,6 +380,50 @@ func (c *Cluster) join(addrs []string) (int, error) {
 		c.cfg.Logger.Warn(keyMismatchMsg, "peers", addrs, "err", oneLine(err))
 	}
 	return n, err
+}
+
+// maxStrangers bounds the askers waiting to be joined; one past it is
+// not, and asks again.
+const maxStrangers = 64
+
+// joinStranger queues addr, the address of a peer that asked for this
+// node's state without being a live member here, to be joined. It never
+// blocks (the apply loop calls it).
+func (c *Cluster) joinStranger(addr netip.AddrPort) {
+	select {
+	case c.strangers <- addr:
+	default:
+	}
+}
+
+// strangerLoop joins the askers joinStranger queues, each at most once
+// per askEvery (it asks again until it is answered): a push/pull with
+// each tells both sides of the other and of every member either knows,
+// with their states or digests, as memberlist's own periodic push/pull
+// would, only now.
+func (c *Cluster) strangerLoop(ctx context.Context) {
+	last := make(map[netip.AddrPort]time.Time)
+	for {
+		var addr netip.AddrPort
+		select {
+		case <-ctx.Done():
+			return
+		case addr = <-c.strangers:
+		}
+		if time.Since(last[addr]) < c.askEvery {
+			continue
+		}
+		if len(last) >= maxOwners {
+			clear(last)
+		}
+		last[addr] = time.Now()
+		c.m.strangerJoins.Inc()
+		if n, err := c.join([]string{addr.String()}); n > 0 {
+			c.cfg.Logger.Debug("cluster: joined a peer that asked before it was known", "addr", addr, "members", c.ml.NumMembers())
+		} else {
+			c.cfg.Logger.Debug("cluster: join a peer that asked before it was known", "addr", addr, "err", oneLine(err))
+		}
+	}
 }
 
 // missing lists the addresses to join again: the dead peers' (memberlist

@@ -210,7 +210,7 @@ func TestMetrics(t *testing.T) {
 	n := startNode(t, "n3", func(c *Config) { c.Registerer = reg }, nodes[0])
 	register(t, nodes[0], "a", "web", "10.0.0.1")
 	eventually(t, "n3 holds a", func() bool { return len(serviceOn(t, n, "web")) == 1 })
-	if names := testutil.LintMetrics(t, reg); len(names) != 14 {
+	if names := testutil.LintMetrics(t, reg); len(names) != 15 {
 		t.Errorf("metrics %v", names)
 	}
 	// Gossip goes on: every series below moves within a few rounds.

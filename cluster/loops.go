@@ -14,6 +14,7 @@ import (
 // owners a request asked for (states), encoded by the sender when it goes.
 type outMsg struct {
 	to     string
+	addr   netip.AddrPort // where to send it if to is not a live member
 	buf    []byte
 	states []string
 }
@@ -78,6 +79,7 @@ const flushAt = 10000
 // ask is a request to node to for the full states of the owners wanted.
 func (c *Cluster) ask(to string, wants ...digestEntry) outMsg {
 	c.m.stateRequests.Add(float64(len(wants)))
+	wants = append(wants, askerWant(c.Addr()))
 	return outMsg{to: to, buf: encodeRequest(&request{From: c.cfg.Node, Wants: wants})}
 }
 
@@ -155,14 +157,23 @@ func (c *Cluster) handleMsg(buf []byte, out []outMsg) []outMsg {
 			c.drop("request", err)
 			return out
 		}
+		// An asker not held as a live member heard of this node
+		// first: it is answered at the address it gave, and joined
+		// (askerPrefix says why). The join carries this node's own
+		// state, so the answer does not.
+		addr, hasAddr := askerAddr(r.Wants)
+		stranger := hasAddr && r.From != c.cfg.Node && !c.h.isMember(r.From)
 		var owners []string
 		for _, w := range r.Wants {
-			if c.h.holdsNewer(w.Owner, w.Version) {
+			if c.h.holdsNewer(w.Owner, w.Version) && !(stranger && w.Owner == c.cfg.Node) {
 				owners = append(owners, w.Owner)
 			}
 		}
 		if len(owners) > 0 {
-			out = append(out, outMsg{to: r.From, states: owners})
+			out = append(out, outMsg{to: r.From, addr: addr, states: owners})
+		}
+		if stranger {
+			c.joinStranger(addr)
 		}
 		// The asker holds newer of some owners held here too (itself,
 		// after a cut): ask it back. Owners not held here are left out:

@@ -31,6 +31,7 @@ type metrics struct {
 	dropped                            counter // malformed, oversized, unknown
 	stateRequests                      counter
 	instancesCut, refused              counter
+	strangerJoins                      counter
 	delay                              prometheus.Histogram
 }
 
@@ -68,6 +69,7 @@ func (m *metrics) register(reg prometheus.Registerer, members func() map[string]
 		cf("dropped_total", "Payloads dropped: malformed, oversized, of an unknown type, or past a full send queue.", &m.dropped),
 		cf("state_requests_total", "Full states asked of a peer, after a gap or a newer digest.", &m.stateRequests),
 		cf("instances_cut_total", "Peers' instances left out for going over --cluster-max-instances.", &m.instancesCut),
+		cf("stranger_joins_total", "Peers joined because they asked for this node's state before it knew them (it missed their join's announcement).", &m.strangerJoins),
 		cf("records_refused_total", "Peers' records refused: a name breaking the rules, or an id taken.", &m.refused),
 	}
 	for _, st := range []string{"alive", "suspect", "dead", "left"} {

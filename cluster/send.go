@@ -67,6 +67,9 @@ func (c *Cluster) send(out []outMsg) {
 	nodes := c.h.liveNodes()
 	for _, m := range out {
 		n := nodes[m.to]
+		if n == nil && m.addr.IsValid() {
+			n = &memberlist.Node{Name: m.to, Addr: m.addr.Addr().AsSlice(), Port: m.addr.Port()}
+		}
 		if n == nil || n.Name == c.cfg.Node {
 			continue
 		}

@@ -68,6 +68,7 @@ type Stats struct {
 	StateRequests       uint64 // full states asked for, after a gap or a newer digest
 	InstancesCut        uint64 // instances over MaxInstances left out
 	RecordsRefused      uint64 // records the store refused (bad names, conflicts)
+	StrangerJoins       uint64 // peers joined because they asked before they were known here
 	Members, LiveMember int
 	// Queued is what waits to go out now: deltas still to gossip or relay,
 	// deltas to send directly, and messages and full states for the TCP
