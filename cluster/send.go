@@ -88,8 +88,8 @@ func (c *Cluster) send(out []outMsg) {
 }
 
 // queuedStates is, for each node, the owners whose states wait in the
-// send queue for it: a node that asks again before the answer went (a
-// busy cluster) is not sent the same states twice.
+// send queue for it or are being sent: a node that asks again before the
+// answer went (a busy cluster) is not sent the same states twice.
 type queuedStates struct {
 	mu sync.Mutex
 	m  map[string]map[string]bool
@@ -117,7 +117,7 @@ func (q *queuedStates) add(node string, owners []string) []string {
 	return out
 }
 
-// done notes that the states of owners for node left the queue.
+// done notes that the states of owners for node are sent (or failed).
 func (q *queuedStates) done(node string, owners []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -143,13 +143,19 @@ func (c *Cluster) sendLoop(ctx context.Context) {
 			bufs := [][]byte{m.buf}
 			if m.states != nil {
 				bufs = c.h.bundles(m.states)
-				c.queued.done(m.to.Name, m.states)
 			}
 			for _, buf := range bufs {
 				if err := c.ml.SendReliable(m.to, buf); err != nil {
 					c.cfg.Logger.Debug("cluster: send", "to", m.to.Name, "err", err)
 					break
 				}
+			}
+			// Until they are sent, not only taken from the queue: a
+			// starved node's stream can take longer than the asker
+			// waits before it asks again, and each ask would send
+			// the same states once more.
+			if m.states != nil {
+				c.queued.done(m.to.Name, m.states)
 			}
 		}
 	}
