@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync/atomic"
 )
 
@@ -27,8 +26,8 @@ type backend struct {
 	// newTransport makes the transport on the first request (most
 	// instances of a large catalog never get one, and a transport is
 	// 400 bytes); nil in a builder that only makes tables.
-	newTransport func(*backend) *http.Transport
-	tr           atomic.Pointer[http.Transport]
+	newTransport func(*backend) *h1Transport
+	tr           atomic.Pointer[h1Transport]
 	// gone is closed when the catalog no longer lists the instance at
 	// addr: a request picked from an older table skips it, and a dial to
 	// it, in progress or not yet begun, is given up and the request
@@ -44,7 +43,7 @@ func newBackend(id, service, addr string) *backend {
 func (be *backend) isGone() bool { return be.goneFlag.Load() }
 
 // transport sends the requests to the instance.
-func (be *backend) transport() *http.Transport {
+func (be *backend) transport() *h1Transport {
 	if t := be.tr.Load(); t != nil {
 		return t
 	}
@@ -57,17 +56,18 @@ func (be *backend) transport() *http.Transport {
 // closeIdle closes the backend's idle connections, if it has a transport.
 func (be *backend) closeIdle() {
 	if t := be.tr.Load(); t != nil {
-		t.CloseIdleConnections()
+		t.closeIdle()
 	}
 }
 
 // leave marks the backend gone, once, and closes its idle connections. A
 // connection serving a request when it leaves is closed when the request
-// ends: the transport's CloseIdleConnections closes the connections that
-// become idle after it too, until a request asks the transport for a
-// connection. Only one that picked the backend just before it left does;
-// its dial is refused, and refuse closes them again. The requests in
-// flight complete.
+// ends: h1Transport keeps no connection once closeIdle ran, and the
+// fallback http.Transport's CloseIdleConnections closes the connections
+// that become idle after it too, until a request asks that transport for
+// a connection. Only one that picked the backend just before it left
+// does; its dial is refused, and refuse closes them again. The requests
+// in flight complete.
 func (be *backend) leave() {
 	if !be.goneFlag.CompareAndSwap(false, true) {
 		return

@@ -70,6 +70,10 @@ const (
 	shutdownTimeout   = 5 * time.Second
 	// maxAttempts bounds the instances one request is tried on.
 	maxAttempts = 4
+	// maxIdlePerInstance bounds the idle connections kept to one
+	// instance. Go's default of 2 makes a dial per request under load,
+	// and TIME_WAIT piles up.
+	maxIdlePerInstance = 256
 )
 
 // Proxy is the HTTP reverse proxy, an http.Handler. It is safe for
@@ -130,19 +134,33 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// transportFor makes the HTTP transport of one backend: its connections
-// are the backend's alone (see backend), dialed by backend.dial.
-func (p *Proxy) transportFor(be *backend) *http.Transport {
+// transportFor makes the transport of one backend: its connections are
+// the backend's alone (see backend), dialed by backend.dial. Plain
+// HTTP/1.1 requests go over h1Transport's own, the rest (upgrades, large
+// bodies) through an http.Transport.
+func (p *Proxy) transportFor(be *backend) *h1Transport {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return be.dial(ctx, p.dialer, network, addr)
+	}
+	return &h1Transport{
+		addr:          be.addr,
+		dial:          dial,
+		headerTimeout: p.cfg.HeaderTimeout,
+		idleTimeout:   p.cfg.IdleTimeout,
+		maxIdle:       maxIdlePerInstance,
+		fallback:      p.httpTransport(dial),
+	}
+}
+
+// httpTransport is net/http's transport with the proxy's settings, for
+// what h1Transport does not send itself.
+func (p *Proxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
 		// Never HTTP_PROXY from the environment: instances are local.
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return be.dial(ctx, p.dialer, network, addr)
-		},
-		// Go's default of 2 idle connections per instance makes a dial
-		// per request under load, and TIME_WAIT piles up.
+		Proxy:                 nil,
+		DialContext:           dial,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConnsPerHost:   maxIdlePerInstance,
 		IdleConnTimeout:       p.cfg.IdleTimeout,
 		ResponseHeaderTimeout: p.cfg.HeaderTimeout,
 		ExpectContinueTimeout: time.Second,

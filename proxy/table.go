@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
-	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"slices"
@@ -109,9 +108,9 @@ type builder struct {
 	services  map[string]*svcShare
 	claims    map[routeKey]*claim
 	backends  map[string]*backend // instance id -> backend
-	// transport makes a backend's HTTP transport, on its first request;
-	// nil: none (a builder that only makes tables, in tests).
-	transport func(*backend) *http.Transport
+	// transport makes a backend's transport, on its first request; nil:
+	// none (a builder that only makes tables, in tests).
+	transport func(*backend) *h1Transport
 }
 
 // svcShare is what one service claims: members per route key.

@@ -1,0 +1,10 @@
+//go:build !unix
+
+package proxy
+
+import "net"
+
+// peerClosed cannot peek on this system: an idle connection the instance
+// closed is found when a request fails on it (h1Transport then sends the
+// request again on a new connection when that is safe).
+func peerClosed(net.Conn) bool { return false }
