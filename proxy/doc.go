@@ -19,7 +19,11 @@
 // begin, is given up and the request, never sent, goes to another
 // instance; its idle connections are closed, and the ones serving a
 // request once that request ends. The proxying itself is
-// net/http/httputil.ReverseProxy's.
+// net/http/httputil.ReverseProxy's; its requests reach an instance over
+// h1Transport, net/http's HTTP/1.1 wire code (Request.Write,
+// ReadResponse) run on the request's goroutine over keep-alive
+// connections of the instance's own, and what that does not handle
+// (upgrades, Expect, trailers, large bodies) over net/http's Transport.
 //
 //	p, err := proxy.New(proxy.Config{Catalog: cat, Zone: "local", Node: "node-1"})
 //	go p.Run(ctx)                // follows the catalog until ctx is done
