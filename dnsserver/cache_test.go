@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -227,7 +226,7 @@ func TestCacheFitsOversizedAnswer(t *testing.T) {
 	t.Run("through the server's UDP read loop", func(t *testing.T) {
 		h := newBig(t)
 		addr := serve(t, h)
-		c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+		c := &dns.Client{Net: "tcp", Timeout: replyTimeout}
 		if _, _, err := c.Exchange(query(), addr); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -81,6 +82,11 @@ func apiInstance(t testing.TB, cat *catalog.Catalog, id, svc, addr string, port 
 }
 
 const hostIP = "192.168.1.10"
+
+// replyTimeout bounds a test client's wait for a reply the server sends:
+// a failure timeout only, long enough for a loaded CI machine under -race
+// (miekg's client default, 2 s, is not).
+const replyTimeout = 10 * time.Second
 
 // seed fills a catalog with the cases of the naming table:
 //

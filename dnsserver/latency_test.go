@@ -20,12 +20,13 @@ func TestLatencyHistogram(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", port)
 	q := newQuery("books-ms.service.local.", dns.TypeA, 0)
 	const udp = 5
+	c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 	for range udp {
-		if _, err := dns.Exchange(q, addr); err != nil {
+		if _, _, err := c.Exchange(q, addr); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := &dns.Client{Net: "tcp"}
+	c = &dns.Client{Net: "tcp", Timeout: replyTimeout}
 	if _, _, err := c.Exchange(q, addr); err != nil {
 		t.Fatal(err)
 	}

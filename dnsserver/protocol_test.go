@@ -17,12 +17,12 @@ import (
 // and returns the reply's bytes.
 func rawExchange(t *testing.T, network, addr string, pkt []byte) []byte {
 	t.Helper()
-	c, err := net.DialTimeout(network, addr, 2*time.Second)
+	c, err := net.DialTimeout(network, addr, replyTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(replyTimeout))
 	if network == "tcp" {
 		pkt = append(binary.BigEndian.AppendUint16(nil, uint16(len(pkt))), pkt...)
 	}

@@ -53,7 +53,7 @@ func TestServerUDPAndTCP(t *testing.T) {
 	addr := serve(t, newHandler(t, testConfig(cat)))
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
-			c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+			c := &dns.Client{Net: network, Timeout: replyTimeout}
 			r, _, err := c.Exchange(newQuery("books-ms.service.local.", dns.TypeA, 0), addr)
 			if err != nil {
 				t.Fatal(err)
@@ -112,7 +112,7 @@ func TestServerSurvivesMalformedPackets(t *testing.T) {
 	_, _ = tc.Write([]byte{0x10, 0x00, 1, 2, 3})
 	tc.Close()
 
-	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 	r, _, err := c.Exchange(newQuery("books-ms.service.local.", dns.TypeA, 0), addr)
 	if err != nil || r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("query after malformed packets: %v %v", r, err)
@@ -170,7 +170,7 @@ func TestServerSurvivesPanics(t *testing.T) {
 			addr := serve(t, h)
 			armed.Store(true)
 			for i, network := range []string{"udp", "tcp"} {
-				c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+				c := &dns.Client{Net: network, Timeout: replyTimeout}
 				r, _, err := c.Exchange(tc.query(), addr)
 				if err != nil {
 					t.Fatalf("%s: %v", network, err)
@@ -183,7 +183,7 @@ func TestServerSurvivesPanics(t *testing.T) {
 				}
 			}
 			armed.Store(false)
-			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 			if r, _, err := c.Exchange(newQuery("books-ms.service.local.", dns.TypeSRV, 0), addr); err != nil || r.Rcode != dns.RcodeSuccess {
 				t.Fatalf("query after the panics: %v %v", r, err)
 			}

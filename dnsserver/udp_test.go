@@ -135,7 +135,7 @@ func TestPacketReplyMatchesSlowPath(t *testing.T) {
 func TestUDPLoopWildcard(t *testing.T) {
 	port := serveOn(t, newHandler(t, testConfig(seed(t))), "0.0.0.0:0")
 	addr := net.JoinHostPort("127.0.0.1", port)
-	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 	for i := range 3 { // a miss, then hits
 		q := newQuery("BOOKS-ms.service.local.", dns.TypeA, 0)
 		r, _, err := c.Exchange(q, addr) // the client checks the reply's source and ID
@@ -179,7 +179,7 @@ func TestUDPLoopAddressFamilies(t *testing.T) {
 					t.Fatal(err)
 				}
 				conn.Close()
-				c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+				c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 				for i := range 3 { // a miss, then hits
 					q := newQuery("books-ms.service.local.", dns.TypeA, 0)
 					r, _, err := c.Exchange(q, addr)
@@ -206,7 +206,7 @@ func serveOn(t *testing.T, h *Handler, addr string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	started := make(chan struct{})
-	go func() { done <- srv.Serve(ctx, 2*time.Second, func() { close(started) }) }()
+	go func() { done <- srv.Serve(ctx, replyTimeout, func() { close(started) }) }()
 	<-started
 	t.Cleanup(func() {
 		cancel()
@@ -250,7 +250,7 @@ func TestRateLimitSlip(t *testing.T) {
 	anyClass := newQuery("books-ms.service.local.", dns.TypeA, 0)
 	anyClass.Question[0].Qclass = dns.ClassANY
 	for _, q := range []*dns.Msg{newQuery("books-ms.service.local.", dns.TypeA, 0), anyClass} {
-		c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		c := &dns.Client{Net: "udp", Timeout: replyTimeout}
 		resp, _, err := c.Exchange(q, addr)
 		if err != nil {
 			t.Fatal(err)

@@ -61,7 +61,9 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	q := new(dns.Msg)
 	q.SetQuestion("web.service.local.", dns.TypeA)
-	r, err := dns.Exchange(q, dnsAddr)
+	// A failure timeout only (miekg's default is 2 s).
+	c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
+	r, _, err := c.Exchange(q, dnsAddr)
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.9.0.1" {
 		t.Fatalf("web.service.local: %v %v", r, err)
 	}
