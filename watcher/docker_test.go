@@ -116,12 +116,13 @@ func TestClientKeepsConnections(t *testing.T) {
 	// Not "the second sync dials none": on a loaded machine the first sync
 	// may not fill every slot at once (30 of 32 seen), and a second that
 	// does dials the difference. What tells kept connections from dropped
-	// ones is how many are still open: the client closes one only past its
-	// idle limit (33), so all of the first sync's stay; with the default
-	// limit about 2 would. A close the server has not read yet only makes
-	// the count higher.
-	if open, want := d.open.Load(), min(first, int64(maxInspects)); open < want {
-		t.Errorf("%d connections open after the second sync, want at least the first sync's %d (up to %d): idle connections not kept", open, first, maxInspects)
+	// ones is how many are still open: with the idle limit about all of
+	// the first sync's (one closed was seen: 32 dialled, 1 more, 32 open),
+	// with the client's default limit 2. Half is the line between, far
+	// from both. A close the server has not read yet only makes the count
+	// higher.
+	if open, want := d.open.Load(), min(first, int64(maxInspects))/2; open < want {
+		t.Errorf("%d connections open after the second sync, want most of the first sync's %d (at least %d): idle connections not kept", open, first, want)
 	}
 	t.Logf("first sync: %d connections, second: %d new, %d open", first, d.dials.Load()-first, d.open.Load())
 }
