@@ -90,7 +90,7 @@ func (c *Catalog) Service(ws memdb.WatchSet, q ServiceQuery) (uint64, []*Instanc
 		if tx == nil {
 			tx = c.db.Txn(false)
 		}
-		cur, err := findInstance(tx, inst.ID)
+		cur, err := findInstance(txnRows{tx}, inst.ID)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -223,7 +223,7 @@ func (c *Catalog) Networks() []netip.Prefix {
 
 // Instance returns one instance by id, or ErrNotFound.
 func (c *Catalog) Instance(id string) (*Instance, error) {
-	inst, err := findInstance(c.db.Txn(false), id)
+	inst, err := findInstance(txnRows{c.db.Txn(false)}, id)
 	if err != nil {
 		return nil, err
 	}
@@ -236,36 +236,54 @@ func (c *Catalog) Instance(id string) (*Instance, error) {
 // findInstance finds an instance where its id says it lives (see
 // Instance.ID): in the row "api/<id>", or in the container its id starts
 // with. It returns nil when there is none.
-func findInstance(tx *memdb.Txn, id string) (*Instance, error) {
-	inst, err := instanceIn(tx, APIContainerID(id), id)
+func findInstance(rows rowReader, id string) (*Instance, error) {
+	inst, err := instanceIn(rows, APIContainerID(id), id)
 	if inst != nil || err != nil {
 		return inst, err
 	}
 	if ctrID, _, ok := strings.Cut(id, ":"); ok {
-		return instanceIn(tx, ctrID, id)
+		return instanceIn(rows, ctrID, id)
 	}
 	return nil, nil
 }
 
 // instanceIn returns the instance id of the container ctrID, nil when
 // either is not there.
-func instanceIn(tx *memdb.Txn, ctrID, id string) (*Instance, error) {
+func instanceIn(rows rowReader, ctrID, id string) (*Instance, error) {
 	if ctrID == "" {
 		return nil, nil
 	}
-	raw, err := tx.First(tableContainers, indexID, ctrID)
-	if err != nil {
-		return nil, fmt.Errorf("read container %s: %w", ctrID, err)
+	r, err := rows.row(ctrID)
+	if err != nil || r == nil {
+		return nil, err
 	}
-	if raw == nil {
-		return nil, nil
-	}
-	for _, inst := range raw.(*containerRow).insts {
+	for _, inst := range r.insts {
 		if inst.ID == id {
 			return inst, nil
 		}
 	}
 	return nil, nil
+}
+
+// rowReader finds a container row by id, nil when there is none: a read
+// transaction's (txnRows), or a write's as the write has left it
+// (writeTxn).
+type rowReader interface {
+	row(id string) (*containerRow, error)
+}
+
+// txnRows reads the rows of a memdb transaction.
+type txnRows struct{ tx *memdb.Txn }
+
+func (t txnRows) row(id string) (*containerRow, error) {
+	raw, err := t.tx.First(tableContainers, indexID, id)
+	if err != nil {
+		return nil, fmt.Errorf("read container %s: %w", id, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*containerRow), nil
 }
 
 // EachService calls fn, in name order, with every service that has at least

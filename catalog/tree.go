@@ -200,19 +200,17 @@ func (v *treeChange) apply(lt lookupTree, index uint64) (lookupTree, *iradix.Txn
 	for name, sc := range v.services {
 		k := treeKey(key[:], keyService, name)
 		row := &serviceRow{Name: name, Index: index}
+		var kept []*Instance
 		if raw, ok := txn.Get(k); ok {
 			old := raw.(*serviceRow)
-			row.Instances = make([]*Instance, 0, len(old.Instances)+len(sc))
+			kept = make([]*Instance, 0, len(old.Instances))
 			for _, inst := range old.Instances {
 				if _, replaced := sc[inst.ContainerID]; !replaced {
-					row.Instances = append(row.Instances, inst)
+					kept = append(kept, inst)
 				}
 			}
 		}
-		for _, insts := range sc {
-			row.Instances = append(row.Instances, insts...)
-		}
-		slices.SortFunc(row.Instances, func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) })
+		row.Instances = mergeByID(kept, sc)
 		for _, inst := range row.Instances {
 			if inst.Passing {
 				row.Passing++
@@ -231,6 +229,27 @@ func (v *treeChange) apply(lt lookupTree, index uint64) (lookupTree, *iradix.Txn
 		}
 	}
 	return lookupTree{txn.CommitOnly()}, txn
+}
+
+// mergeByID returns kept (sorted by id) and the instances of sc in one
+// list sorted by id. Only the new ones are sorted: a change of one
+// container in a service of thousands sorts one instance, not thousands.
+func mergeByID(kept []*Instance, sc serviceChange) []*Instance {
+	var added []*Instance
+	for _, insts := range sc {
+		added = append(added, insts...)
+	}
+	byID := func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) }
+	slices.SortFunc(added, byID)
+	out := make([]*Instance, 0, len(kept)+len(added))
+	for len(kept) > 0 && len(added) > 0 {
+		if byID(kept[0], added[0]) <= 0 {
+			out, kept = append(out, kept[0]), kept[1:]
+		} else {
+			out, added = append(out, added[0]), added[1:]
+		}
+	}
+	return append(append(out, kept...), added...)
 }
 
 // adjustCount adds d to the count at k, and removes the row at zero. k is

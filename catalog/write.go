@@ -69,6 +69,7 @@ type Change struct {
 func (c *Catalog) Apply(changes []Change) (idx uint64, errs []error) {
 	idx, err := c.write(func(w *writeTxn) error {
 		errs = nil
+		w.expect(len(changes))
 		for k, ch := range changes {
 			var err error
 			switch {
@@ -114,6 +115,7 @@ func (c *Catalog) ReplaceNode(src Source, node string, records []ContainerRecord
 	var res ReplaceResult
 	idx, err := c.write(func(w *writeTxn) error {
 		res = ReplaceResult{}
+		w.expect(len(records))
 		keep := make(map[string]bool, len(records))
 		for _, r := range records {
 			if r.Container == nil {
@@ -188,7 +190,7 @@ func (c *Catalog) RegisterInstance(inst *Instance) (uint64, error) {
 		}
 		// Before validation: an id that a container's instance holds is
 		// taken, whatever else is wrong with the registration.
-		found, err := findInstance(w.tx, inst.ID)
+		found, err := findInstance(w, inst.ID)
 		if err != nil {
 			return err
 		}
@@ -236,6 +238,7 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 	if err := w.tx.Insert(tableContainers, row); err != nil {
 		return changeNone, fmt.Errorf("write container %s: %w", row.ctr.ID, err)
 	}
+	w.wrote(row.ctr.ID, row)
 	w.tree.replaceRow(old, row, d.answers)
 	w.changed = true
 	w.touch(row.ctr.Node)
@@ -252,7 +255,7 @@ func (r ContainerRecord) validate() error {
 	if err := ctr.validate(); err != nil {
 		return err
 	}
-	if _, dup := instancesByID(r.Instances); dup != "" {
+	if _, dup := instancesByID(r.Instances); len(r.Instances) > 1 && dup != "" {
 		return fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, dup, ctr.ID)
 	}
 	for _, inst := range r.Instances {
@@ -276,13 +279,11 @@ func (r ContainerRecord) validate() error {
 // another source or node owns that row or one of r's instance ids.
 func (w *writeTxn) checkOwner(r ContainerRecord) (*containerRow, error) {
 	ctr := r.Container
-	raw, err := w.tx.First(tableContainers, indexID, ctr.ID)
+	old, err := w.row(ctr.ID)
 	if err != nil {
-		return nil, fmt.Errorf("read container %s: %w", ctr.ID, err)
+		return nil, err
 	}
-	var old *containerRow
-	if raw != nil {
-		old = raw.(*containerRow)
+	if old != nil {
 		if old.ctr.Source != ctr.Source || old.ctr.Node != ctr.Node {
 			return nil, fmt.Errorf("%w: container %s is owned by %s/%s, not %s/%s", ErrConflict, ctr.ID, old.ctr.Source, old.ctr.Node, ctr.Source, ctr.Node)
 		}
@@ -290,11 +291,16 @@ func (w *writeTxn) checkOwner(r ContainerRecord) (*containerRow, error) {
 	for _, inst := range r.Instances {
 		// The id is unique if the one other row it could live in (see
 		// Instance.ID) does not hold it.
-		other := APIContainerID(inst.ID)
-		if inst.Source == SourceAPI {
+		var other string
+		switch {
+		case inst.Source == SourceAPI:
 			other, _, _ = strings.Cut(inst.ID, ":")
+		case !w.mayHoldAPIRows():
+			continue
+		default:
+			other = APIContainerID(inst.ID)
 		}
-		found, err := instanceIn(w.tx, other, inst.ID)
+		found, err := instanceIn(w, other, inst.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -337,18 +343,16 @@ func classify(old, row *containerRow) rowDiff {
 // deleteContainer removes a container row and its instances; it reports
 // whether there was anything to remove.
 func (w *writeTxn) deleteContainer(id string) (bool, error) {
-	raw, err := w.tx.First(tableContainers, indexID, id)
-	if err != nil {
-		return false, fmt.Errorf("read container %s: %w", id, err)
+	old, err := w.row(id)
+	if err != nil || old == nil {
+		return false, err
 	}
-	if raw == nil {
-		return false, nil
-	}
-	if err := w.tx.Delete(tableContainers, raw); err != nil {
+	if err := w.tx.Delete(tableContainers, old); err != nil {
 		return false, fmt.Errorf("delete container %s: %w", id, err)
 	}
-	w.tree.replaceRow(raw.(*containerRow), nil, true)
+	w.wrote(id, nil)
+	w.tree.replaceRow(old, nil, true)
 	w.changed = true
-	w.touch(raw.(*containerRow).ctr.Node)
+	w.touch(old.ctr.Node)
 	return true, nil
 }
