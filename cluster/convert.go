@@ -170,7 +170,7 @@ func toCatalog(owner string, r *wireRecord) (catalog.ContainerRecord, error) {
 	if !catalog.ValidTarget(r.Target) || !catalog.ValidTarget(target) {
 		return catalog.ContainerRecord{}, fmt.Errorf("container %q: target %q is not lower-case DNS labels, or too long", r.ID, r.Target)
 	}
-	var ctrID, apiID string
+	var ctrID, apiID, instID string
 	switch r.Source {
 	case catalog.SourceAPI:
 		id, ok := strings.CutPrefix(r.ID, apiPrefix)
@@ -183,17 +183,26 @@ func toCatalog(owner string, r *wireRecord) (catalog.ContainerRecord, error) {
 		if r.ID == "" || strings.ContainsAny(r.ID, "/:") {
 			return catalog.ContainerRecord{}, fmt.Errorf("container id %q: empty, or holds '/' or ':'", r.ID)
 		}
-		ctrID = storeID(owner, r.ID, false)
+		if len(r.Insts) == 1 && r.Insts[0].IDSuffix != "" {
+			// One string for both ids, the container's (storeID) being
+			// the instance's up to its colon: one allocation, not two.
+			instID = owner + "/" + r.ID + ":" + r.Insts[0].IDSuffix
+			ctrID = instID[:len(owner)+1+len(r.ID)]
+		} else {
+			ctrID = storeID(owner, r.ID, false)
+		}
 	}
 	ctrAddrs, err := peerAddrs(r.Source, r.Addrs)
 	if err != nil {
 		return catalog.ContainerRecord{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
-	ctr := &catalog.Container{
+	mem := newRecordMem(len(r.Insts))
+	ctr := &mem.ctr
+	*ctr = catalog.Container{
 		ID: ctrID, Name: r.Name, Target: target, Node: owner, Source: r.Source,
 		Addrs: ctrAddrs, HostIP: reachable(r.HostIP), Passing: r.Passing,
 	}
-	insts := make([]*catalog.Instance, 0, len(r.Insts))
+	insts := mem.insts
 	for k := range r.Insts {
 		w := &r.Insts[k]
 		if err := checkInstanceNames(w); err != nil {
@@ -203,7 +212,8 @@ func toCatalog(owner string, r *wireRecord) (catalog.ContainerRecord, error) {
 		if err != nil {
 			return catalog.ContainerRecord{}, fmt.Errorf("container %q: %w", r.ID, err)
 		}
-		in := &catalog.Instance{
+		in := mem.instance(k)
+		*in = catalog.Instance{
 			ID: apiID, Service: w.Service, Tags: w.Tags, Protocol: w.Protocol, Port: w.Port, PortName: w.PortName,
 			Addrs: addrs, HostIP: reachable(w.HostIP), HostPort: w.HostPort,
 			ContainerID: ctrID, ContainerName: r.Name, Target: target, Node: owner, Source: r.Source, Passing: w.Passing,
@@ -219,11 +229,44 @@ func toCatalog(owner string, r *wireRecord) (catalog.ContainerRecord, error) {
 			if w.IDSuffix == "" {
 				return catalog.ContainerRecord{}, fmt.Errorf("container %q: instance without an id", r.ID)
 			}
-			in.ID = ctrID + ":" + w.IDSuffix
+			in.ID = instID
+			if in.ID == "" {
+				in.ID = catalog.InstanceID(ctrID, w.IDSuffix)
+			}
 		}
 		insts = append(insts, in)
 	}
 	return catalog.ContainerRecord{Container: ctr, Instances: insts}, nil
+}
+
+// recordMem is the memory of one peer record in the store's form, taken
+// in one allocation for the common record of one instance (a joining
+// node turns 99,000 of them into the store's form at once). The
+// container, instances and list live as long as each other: the store
+// replaces a record whole.
+type recordMem struct {
+	ctr   catalog.Container
+	inst  catalog.Instance
+	one   [1]*catalog.Instance
+	insts []*catalog.Instance // len 0, cap the record's instances
+}
+
+func newRecordMem(n int) *recordMem {
+	m := &recordMem{}
+	if n == 1 {
+		m.insts = m.one[:0:1]
+	} else {
+		m.insts = make([]*catalog.Instance, 0, n)
+	}
+	return m
+}
+
+// instance is the memory of the record's instance k.
+func (m *recordMem) instance(k int) *catalog.Instance {
+	if cap(m.insts) == 1 && k == 0 {
+		return &m.inst
+	}
+	return new(catalog.Instance)
 }
 
 // reserved are the zone's own keywords, refused as service names and

@@ -18,6 +18,40 @@ import (
 type decoder struct {
 	b   []byte
 	err error
+	// names holds the service names, tags and instance id suffixes read
+	// so far, so that the thousand records of a state share one string
+	// for each rather than allocate one per record.
+	names map[string]string
+}
+
+// maxNames bounds the strings a decoder keeps for sharing.
+const maxNames = 1024
+
+// name reads a string that many records repeat (a service, a tag): the
+// copy read before when there is one.
+func (d *decoder) name() string {
+	p := d.raw(maxString)
+	if s, ok := d.names[string(p)]; ok {
+		return s
+	}
+	s := string(p)
+	if len(d.names) < maxNames {
+		if d.names == nil {
+			d.names = make(map[string]string)
+		}
+		d.names[s] = s
+	}
+	return s
+}
+
+// strAs reads a string, and returns prev itself when they are equal: a
+// container's name and target are often its id or its name.
+func (d *decoder) strAs(prev string) string {
+	p := d.raw(maxString)
+	if string(p) == prev {
+		return prev
+	}
+	return string(p)
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -137,7 +171,9 @@ func (d *decoder) version() (Version, time.Time) {
 }
 
 func (d *decoder) record() wireRecord {
-	r := wireRecord{ID: d.str(), Name: d.str(), Target: d.str()}
+	r := wireRecord{ID: d.str()}
+	r.Name = d.strAs(r.ID)
+	r.Target = d.strAs(r.Name)
 	switch d.byte1() {
 	case 1:
 		r.Source = catalog.SourceDocker
@@ -152,17 +188,17 @@ func (d *decoder) record() wireRecord {
 	n := d.count(maxList)
 	r.Insts = make([]wireInstance, 0, n)
 	for range n {
-		in := wireInstance{IDSuffix: d.str(), Service: d.str()}
+		in := wireInstance{IDSuffix: d.name(), Service: d.name()}
 		nt := d.count(maxList)
 		for range nt {
-			in.Tags = append(in.Tags, d.str())
+			in.Tags = append(in.Tags, d.name())
 		}
 		in.Protocol = catalog.ProtoTCP
 		if d.byte1() == 1 {
 			in.Protocol = catalog.ProtoUDP
 		}
 		in.Port = d.port()
-		in.PortName = d.str()
+		in.PortName = d.name()
 		flags := d.byte1()
 		if flags&^instFlags != 0 {
 			d.fail("instance flags %#x", flags)

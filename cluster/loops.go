@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
@@ -220,7 +222,30 @@ func (c *Cluster) applyState(body []byte) {
 		c.drop("state", err)
 		return
 	}
+	sortState(s, raws)
 	c.h.applyState(s, raws)
+}
+
+// sortState orders a state's records (and their encodings with them) by
+// id. An owner sends them in the order of its map; in the order of the
+// store's keys (store ids begin with the owner's name, then the record's
+// id) each insert goes down the path of radix nodes the one before it
+// copied, still cached (BenchmarkJoin: a tenth to a quarter less CPU).
+// The sort is stable, so a record given twice still ends as the later
+// one.
+func sortState(s *state, raws [][]byte) {
+	order := make([]int32, len(s.Records))
+	for k := range order {
+		order[k] = int32(k)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(s.Records[a].ID, s.Records[b].ID) })
+	recs := make([]wireRecord, len(order))
+	sorted := make([][]byte, len(order))
+	for k, i := range order {
+		recs[k], sorted[k] = s.Records[i], raws[i]
+	}
+	s.Records = recs
+	copy(raws, sorted)
 }
 
 func (c *Cluster) handlePushPull(buf []byte, out []outMsg) []outMsg {
