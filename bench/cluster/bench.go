@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -398,6 +399,11 @@ func (b *bench) kill(timeout time.Duration) (first, last time.Duration, err erro
 func (b *bench) join(timeout time.Duration) (held, spread time.Duration, n int, err error) {
 	others := b.live()
 	want := len(others) * b.o.instances
+	stopProfile, err := b.startJoinProfile()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer stopProfile()
 	began := time.Now()
 	nd, err := b.add(len(b.nodes), true, []string{b.nodes[0].addr})
 	if err != nil {
@@ -418,6 +424,7 @@ func (b *bench) join(timeout time.Duration) (held, spread time.Duration, n int, 
 		}
 		if held == 0 && nd.heldTotal() == want {
 			held = time.Since(began)
+			stopProfile()
 		}
 		others = slices.DeleteFunc(others, func(o *node) bool { return o.held(nd.name) == b.o.instances })
 		if spread == 0 && len(others) == 0 {
@@ -430,6 +437,34 @@ func (b *bench) join(timeout time.Duration) (held, spread time.Duration, n int, 
 		return 0, 0, 0, err
 	}
 	return held, spread, st.Instances - b.o.instances, nil
+}
+
+// startJoinProfile starts the CPU profile of the join phase when
+// -join-cpuprofile asks for one; the func returned stops it, and does
+// nothing after the first call.
+func (b *bench) startJoinProfile() (func(), error) {
+	if b.o.joinProf == "" {
+		return func() {}, nil
+	}
+	name := b.o.joinProf
+	if len(b.o.sizes) > 1 {
+		name = fmt.Sprintf("%s.%d", name, len(b.nodes))
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
 }
 
 // memberStates is how nd sees its members, for error messages.

@@ -60,6 +60,7 @@ type options struct {
 	logLevel   slog.Level
 	limit      time.Duration
 	cpuProfile string
+	joinProf   string
 	lockProf   string
 }
 
@@ -112,6 +113,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.serve, "serve", 0, "start this many nodes, print the join address and key, run until stdin closes")
 	fs.DurationVar(&o.limit, "limit", 15*time.Minute, "stop with every goroutine's stack after this long (not in -serve)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.joinProf, "join-cpuprofile", "", "write a CPU profile of the join phase (from the new node's start until it holds every record) to this file, one per cluster size (.<nodes> appended when -nodes lists several)")
 	fs.StringVar(&o.lockProf, "lockprofile", "", "write mutex and block profiles of the whole run to this file's .mutex and .block")
 	level := fs.String("log-level", "error", "log level of the nodes' cluster logs (to stderr)")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +121,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return o, fmt.Errorf("-log-level: %w", err)
+	}
+	if o.cpuProfile != "" && o.joinProf != "" {
+		return o, errors.New("-cpuprofile and -join-cpuprofile: one CPU profile at a time")
 	}
 	if o.instances < 1 || o.rate < 1 {
 		return o, errors.New("-instances and -rate must be positive")
