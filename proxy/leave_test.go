@@ -240,3 +240,43 @@ func TestTransportOnFirstRequest(t *testing.T) {
 			backendOf(f, "used").tr.Load() != nil, backendOf(f, "idle").tr.Load() != nil)
 	}
 }
+
+// An instance registered again under another service (same id, same
+// address) is served by its new service's route. The rebuild gave the new
+// service the instance's backend, then dropped the old service (left with
+// no instance, it is dropped after the others; else in name order) and
+// with it that backend: the new route held only a gone backend and
+// answered 503 until its service changed again.
+func TestProxyInstanceMovesService(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		stays    bool // the old service keeps another instance
+	}{
+		{from: "zz-old", to: "aa-new"},
+		{from: "aa-old", to: "zz-new"},
+		{from: "zz-old", to: "aa-new", stays: true}, // rebuilt after the new one
+	} {
+		t.Run(fmt.Sprintf("%s->%s,stays=%t", tc.from, tc.to, tc.stays), func(t *testing.T) {
+			f := newFixture(t)
+			be := echo(t, "moved")
+			if tc.stays {
+				f.register("y", tc.from, addrOf(echo(t, "other")), paths("/y"))
+			}
+			f.register("x", tc.from, addrOf(be), paths("/x"))
+			if code, body := f.get("", "/x"); code != http.StatusOK {
+				t.Fatalf("GET /x in %s: %d %s", tc.from, code, body)
+			}
+			f.register("x", tc.to, addrOf(be), paths("/x"))
+			rt := f.p.tbl.Load().match("", "/x")
+			if rt == nil || rt.service != tc.to || len(rt.members) != 1 {
+				t.Fatalf("route /x after the move: %+v, want %s with one member", rt, tc.to)
+			}
+			if rt.members[0].b.isGone() {
+				t.Errorf("the route's one backend is gone")
+			}
+			if code, body := f.get("", "/x"); code != http.StatusOK || !strings.HasPrefix(body, "moved ") {
+				t.Errorf("GET /x in %s: %d %s, want 200 from the instance", tc.to, code, body)
+			}
+		})
+	}
+}

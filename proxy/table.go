@@ -311,8 +311,14 @@ func (t *table) list() []*route {
 	return out
 }
 
-// backend returns the backend of inst, the one it had when its address is
-// the same, or nil when the proxy cannot reach the instance.
+// backend returns the backend of inst, the one it had when its address and
+// service are the same, or nil when the proxy cannot reach the instance.
+//
+// An instance registered again under another service gets a new backend:
+// replace drops the backends that only the old service's share had, and
+// it may do the old service after the new one took the instance (a
+// service that no instance is left in is dropped after every other), which
+// would make a backend leave while the new service's route holds it.
 func (b *builder) backend(inst *catalog.Instance) *backend {
 	ap, ok := b.address(inst)
 	if !ok {
@@ -320,7 +326,7 @@ func (b *builder) backend(inst *catalog.Instance) *backend {
 	}
 	addr := ap.String()
 	be := b.backends[inst.ID]
-	if be == nil || be.addr != addr {
+	if be == nil || be.addr != addr || be.service != inst.Service {
 		if be != nil {
 			be.leave()
 		}
