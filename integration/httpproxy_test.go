@@ -320,15 +320,16 @@ func TestHTTPProxyReachesBothInstances(t *testing.T) {
 // stopped; a load loop through the proxy sees no failure.
 func TestHTTPProxyBlueGreen(t *testing.T) {
 	p := startProxy(t)
-	// Docker runs each health check as an exec, through a daemon that on
-	// a loaded machine took over a second for one check and 6 s for a
-	// docker stop. The image's check (--timeout=2s --retries=1) makes a
-	// container unhealthy after one slow exec, and svcdns rightly takes
-	// it out of its routes: both instances of a version flipped at once
-	// leave the route with none, answering 503 until their next check
-	// passes, which says nothing about the move. Here a container is
-	// unhealthy only after 3 failed checks in a row, each given 10 s; it
-	// is still healthy at its first passing check.
+	// Docker runs each health check as an exec, through a daemon that a
+	// loaded machine slows down. The image's check (--timeout=2s
+	// --retries=1) makes a container unhealthy after one slow exec: while
+	// another workload loaded the engine, it flipped a serving fakesvc to
+	// unhealthy 6 times in 65 s, for 2 to 5 s each. svcdns rightly takes
+	// such a container out of its routes, and both instances of a version
+	// flipped at once leave the route with none, answering 503 until a
+	// check passes again, which says nothing about the move. Here a
+	// container is unhealthy only after 3 failed checks in a row, each
+	// given 10 s; it is still healthy at its first passing check.
 	args := []string{"--label", "SERVICE_NAME=books-ms", "--label", "SERVICE_PROXY_PATH=" + booksPath,
 		"--health-timeout", "10s", "--health-retries", "3"}
 	var blue []string
