@@ -16,11 +16,12 @@
 // Each connection to Docker runs these steps:
 //
 //  1. subscribe to container and network events;
-//  2. list the running containers and inspect each;
-//  3. replace the node's Docker containers in the catalog with what the list
-//     found, in one transaction (catalog.ReplaceNode);
-//  4. apply events, on one goroutine, in order, with a full resync every
-//     Config.Resync.
+//  2. apply events, on one goroutine, in order;
+//  3. meanwhile, at once and then every Config.Resync, a full sync: list
+//     the running containers and inspect each, beside the event loop, then
+//     replace the node's Docker containers in the catalog with what it
+//     found, in one transaction (catalog.ReplaceNode), except those that had
+//     an event since the sync read them: the event is newer, and wins.
 //
 // An event is never trusted for what it says: it only names a container to
 // inspect again, and what the inspect finds is stored (or the container is

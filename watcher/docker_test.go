@@ -97,9 +97,14 @@ func TestClientKeepsConnections(t *testing.T) {
 	ctx := context.Background()
 	sync := func() {
 		t.Helper()
-		inspected, failed, err := w.inspectAll(ctx, d.ids)
-		if err != nil || len(failed) > 0 || len(inspected) != len(d.ids) {
-			t.Fatalf("inspected %d of %d, failed %v, err %v", len(inspected), len(d.ids), failed, err)
+		reads, err := w.inspectAll(ctx, d.ids, nil)
+		if err != nil || len(reads) != len(d.ids) {
+			t.Fatalf("inspected %d of %d, err %v", len(reads), len(d.ids), err)
+		}
+		for _, r := range reads {
+			if r.err != nil {
+				t.Fatalf("inspect %s: %v", r.id, r.err)
+			}
 		}
 	}
 	sync()

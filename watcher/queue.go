@@ -26,13 +26,19 @@ import (
 // arrived (since), for svcdns_watcher_event_to_catalog_seconds: ten events
 // merged into one inspect are one write, timed from the first. The time
 // goes with the write that covers the events: done hands it to an inspect
-// that started after them, takeSince to a removal on a gone hint, reset to
-// the full sync. An overflow forgets the times with the ids.
+// that started after them, takeSince to a removal on a gone hint. An
+// overflow forgets the times with the ids.
 //
 // A container whose inspect failed is retried on its own (retry): it comes
 // back after a backoff that doubles with each failure in a row, from
 // retryMin to retryMax, while every other id goes on. close stops the
 // retries' timers.
+//
+// While a full sync runs beside the session loop (sync.go), the queue
+// numbers every event (seq) and keeps, per container, the number of the
+// last one (touched): the sync compares them with the numbers it read
+// before its list and before each inspect, and leaves to the events every
+// container that had one after the sync read it.
 //
 // The event reader adds, the session loop takes; every method is safe for
 // concurrent use.
@@ -54,6 +60,10 @@ type queue struct {
 	rechecks           map[string]*time.Timer // ids to inspect again when their drain hold ends
 	netsRetry          *time.Timer            // the network list's retry, while one waits
 	closed             bool
+
+	seq     uint64            // events added so far
+	touched map[string]uint64 // each container's last event's seq, while a sync tracks; nil otherwise
+	lost    bool              // an overflow forgot or refused an id since track
 }
 
 // hint is what an event said about a container that the session acts on
@@ -81,7 +91,14 @@ func newQueue(max int, retryMin, retryMax time.Duration) *queue {
 func (q *queue) add(h hint) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	// Numbered even when the queue has overflowed: a sync under way must
+	// still leave this container alone (the overflow's sync covers it).
+	q.seq++
+	if q.touched != nil {
+		q.touched[h.id] = q.seq
+	}
 	if q.overflow {
+		q.lost = q.lost || q.touched != nil
 		return
 	}
 	if h.gone || h.signal != 0 {
@@ -123,6 +140,7 @@ func (q *queue) markDirty(id string) {
 	}
 	if len(q.dirty) >= q.max {
 		q.overflow = true
+		q.lost = q.lost || q.touched != nil
 		q.order, q.hints = nil, nil
 		clear(q.dirty)
 		clear(q.since)
@@ -310,63 +328,67 @@ func (q *queue) close() {
 	}
 }
 
-// reset is for a full sync, whose list sees every container as it is after
-// the events queued so far: it forgets the ids waiting, and makes the
-// inspects in flight stale, since the sync stores newer state than theirs.
-// It returns what it forgot, for restore when the list fails.
-func (q *queue) reset() (forgot resetIDs) {
+// track starts numbering events per container for a full sync, and
+// returns the number of the last event so far: the sync reads it before
+// its list (and eventSeq before each inspect). Events are tracked until
+// untrack; one sync at a time.
+func (q *queue) track() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	forgot = resetIDs{waiting: q.order, hints: q.hints, since: make(map[string]time.Time)}
-	forget := func(id string) {
-		if t, ok := q.since[id]; ok {
-			forgot.since[id] = t
-			delete(q.since, id)
-		}
-	}
-	for _, id := range q.order {
-		forget(id)
-	}
-	for _, h := range q.hints {
-		forget(h.id)
-	}
-	q.order, q.hints, q.overflow = nil, nil, false
-	clear(q.dirty)
-	for id := range q.failures {
-		if _, ok := q.retrying[id]; !ok {
-			delete(q.failures, id) // the sync inspects it afresh
-		}
-	}
-	for id := range q.processing {
-		q.dirty[id] = struct{}{}
-	}
-	return forgot
+	q.touched = make(map[string]uint64)
+	q.lost = false
+	return q.seq
 }
 
-// resetIDs is what reset forgot: the ids, and when their events arrived.
-type resetIDs struct {
-	waiting []string
-	hints   []hint
-	since   map[string]time.Time
-}
-
-// restore queues again what reset forgot: the list that would have
-// covered it failed.
-func (q *queue) restore(r resetIDs) {
-	for _, h := range r.hints {
-		q.add(h)
-	}
-	for _, id := range r.waiting {
-		q.add(hint{id: id})
-	}
+// eventSeq returns the number of the last event added so far.
+func (q *queue) eventSeq() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.overflow {
-		return
+	return q.seq
+}
+
+// eventSince reports whether an event for id was added after event number
+// seq, since track.
+func (q *queue) eventSince(id string, seq uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.touched[id] > seq
+}
+
+// touchedSince returns the containers that had an event after event
+// number seq, since track.
+func (q *queue) touchedSince(seq uint64) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ids []string
+	for id, n := range q.touched {
+		if n > seq {
+			ids = append(ids, id)
+		}
 	}
-	for id, t := range r.since {
-		q.pend(id, t)
+	return ids
+}
+
+// requeueLost names ids for an inspect if an overflow forgot or refused
+// ids since track: the sync left ids to their events, and the inspects
+// of those events may be lost.
+func (q *queue) requeueLost(ids []string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.lost || q.overflow {
+		return // nothing lost, or the overflow's own sync follows
 	}
+	for _, id := range ids {
+		q.markDirty(id)
+	}
+	q.signal()
+}
+
+// untrack ends what track started.
+func (q *queue) untrack() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.touched = nil
 }
 
 // queueLens are the queue's sizes.

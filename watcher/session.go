@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// session is one connection: subscribe, list, replace, then apply events
-// until the stream ends or ctx is done. Nothing else ends it: a failed
+// session is one connection: subscribe, then apply events until the
+// stream ends or ctx is done, while full syncs (list, inspect, replace:
+// sync.go) run beside the loop, the first at once. Nothing else ends it:
+// a failed
 // inspect is retried on its own, a failed list is tried again with
 // backoff, and the stream stays. synced reports whether a list was
 // applied. The error is never nil.
@@ -23,15 +25,15 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 
 	// Why subscribe before listing: a container that starts after the list
 	// but before the subscription would otherwise stay unknown until the
-	// next resync. Subscribed first, its start event waits in the queue and
-	// is applied after the list; if the list saw it too, applying it again
-	// changes nothing.
+	// next resync. Subscribed first, its start event is applied whatever
+	// the list saw; if the list saw it too, applying it again changes
+	// nothing.
 	stream := w.docker.subscribe(ctx, time.Now())
 	streamDone := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { streamDone <- w.readEvents(ctx, &stream, q) })
 	defer func() {
-		cancel() // ends the stream, the reader and the inspects in flight
+		cancel() // ends the stream, the reader, a sync and the inspects in flight
 		wg.Wait()
 		ref.wait()
 		q.close()
@@ -41,7 +43,8 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 
 	rs := newResync(w.resync, w.tunables.retryMin, w.tunables.retryMax)
 	defer rs.stop()
-	synced = w.trySync(ctx, q, st, rs)
+	syncDone := make(chan syncRun, 1) // one sync at a time: its send never blocks
+	w.startSync(ctx, q, rs, &wg, syncDone)
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,7 +55,9 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 			}
 			return synced, fmt.Errorf("docker event stream: %w", err)
 		case <-rs.timer.C:
-			synced = w.trySync(ctx, q, st, rs) || synced
+			w.startSync(ctx, q, rs, &wg, syncDone)
+		case run := <-syncDone:
+			synced = w.finishSync(ctx, q, st, rs, run) || synced
 		case res := <-ref.done:
 			w.finishAll(ctx, q, ref, st, res)
 		case <-q.ready:
@@ -87,28 +92,54 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 		// The end of a turn: what it found goes to the catalog in one write.
 		st.flush()
 		lens := w.publishPending(q, st)
-		w.endpoint.settle(lens.pending > 0 || lens.networks || rs.failures > 0)
+		w.endpoint.settle(lens.pending > 0 || lens.networks || rs.failures > 0 || rs.running)
 		ref.dispatch(ctx)
 	}
 }
 
-// trySync runs the full sync that rs has due and schedules the next: the
+// startSync starts the full sync that rs has due: the network list here,
+// before the inspects, which map containers with them; the list and the
+// inspects on a goroutine of its own (readSync), so that the loop goes on
+// applying events meanwhile; finishSync gets the result from done.
+func (w *Watcher) startSync(ctx context.Context, q *queue, rs *resync, wg *sync.WaitGroup, done chan<- syncRun) {
+	if rs.running {
+		return // finishSync starts the one asked for meanwhile
+	}
+	run := syncRun{reason: rs.reason, began: time.Now()}
+	w.refreshNetworks(ctx, q)
+	rs.running = true
+	run.listedAt = q.track()
+	wg.Go(func() { done <- w.readSync(ctx, q, run) })
+}
+
+// finishSync applies a full sync's result and schedules the next: the
 // periodic one after a success, the same one after a backoff when the list
-// failed. ok reports a success.
-func (w *Watcher) trySync(ctx context.Context, q *queue, st *store, rs *resync) (ok bool) {
-	err := w.fullSync(ctx, q, st, rs.reason)
+// failed, at once when one was asked for while it ran. ok reports a
+// success.
+func (w *Watcher) finishSync(ctx context.Context, q *queue, st *store, rs *resync, run syncRun) (ok bool) {
+	defer q.untrack()
+	rs.running = false
 	if ctx.Err() != nil {
 		return false
 	}
+	var (
+		res    replaceResult
+		failed int
+		err    = run.err
+	)
+	if err == nil {
+		res, failed, err = w.applySync(q, st, run)
+	}
 	if err != nil {
 		d := rs.failed()
-		w.log.Debug("docker list failed, trying again", "reason", rs.reason, "attempt", rs.failures, "delay", d.Round(time.Millisecond), "err", err)
-		if rs.reason == syncConnect {
+		w.log.Debug("docker list failed, trying again", "reason", run.reason, "attempt", rs.failures, "delay", d.Round(time.Millisecond), "err", err)
+		if run.reason == syncConnect {
 			w.setDisconnected(err.Error())
 		}
 		return false
 	}
-	if rs.reason == syncConnect {
+	w.synced(res, run.reason, run.began, failed)
+	if run.reason == syncConnect {
 		w.setConnected()
 	}
 	rs.succeeded()
@@ -122,8 +153,10 @@ type resync struct {
 	timer    *time.Timer
 	every    time.Duration // between periodic syncs
 	min, max time.Duration // the backoff of a failed one
-	reason   string        // of the sync due
+	reason   string        // of the sync due, or running
 	failures int           // lists failed in a row
+	running  bool          // a sync is under way; the timer is stopped meanwhile
+	again    string        // the reason of a sync asked for while one ran; "" for none
 }
 
 func newResync(every, min, max time.Duration) *resync {
@@ -132,21 +165,38 @@ func newResync(every, min, max time.Duration) *resync {
 	return r
 }
 
+// failed schedules the sync again after a backoff; a sync asked for
+// meanwhile is that one (its list is as new).
 func (r *resync) failed() time.Duration {
 	r.failures++
+	if r.again != "" && r.reason != syncConnect {
+		r.reason = r.again
+	}
+	r.again = ""
 	d := backoff(r.failures, r.min, r.max)
 	r.reset(d)
 	return d
 }
 
+// succeeded schedules the periodic sync, or one asked for meanwhile at
+// once: its events may have come after the list that just ended.
 func (r *resync) succeeded() {
 	r.failures, r.reason = 0, syncPeriodic
+	if again := r.again; again != "" {
+		r.again = ""
+		r.soon(again)
+		return
+	}
 	r.reset(r.every)
 }
 
 // soon makes a sync due at once, for reason (unless the connect sync is
-// still to succeed, which covers it).
+// still to succeed, which covers it); while a sync runs, once it ends.
 func (r *resync) soon(reason string) {
+	if r.running {
+		r.again = reason
+		return
+	}
 	if r.reason != syncConnect {
 		r.reason = reason
 	}

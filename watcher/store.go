@@ -145,15 +145,6 @@ func (s *store) flush() {
 	s.staged, s.afterWrite, s.since = s.staged[:0], s.afterWrite[:0], s.since[:0]
 }
 
-// observe records the delay of events written by a full sync's replace,
-// which just ended.
-func (s *store) observe(since map[string]time.Time) {
-	now := time.Now()
-	for _, t := range since {
-		s.delay.Observe(now.Sub(t).Seconds())
-	}
-}
-
 // replaceResult is what a full sync's replace did.
 type replaceResult struct {
 	catalog.ReplaceResult

@@ -17,59 +17,116 @@ const (
 	syncNetworks = "networks" // a network list that failed worked again, and changed what spans hosts
 )
 
-// fullSync lists the host's containers, inspects them, and makes the
-// catalog equal to what it found, in one transaction. It keeps its
-// progress when inspects fail: the containers it inspected are written,
-// the ones it could not inspect keep what the catalog has for them and are
-// retried through q. Only a failed list fails the sync (and changes
-// nothing).
-func (w *Watcher) fullSync(ctx context.Context, q *queue, st *store, reason string) error {
-	st.flush() // the turn's writes come before the list, which supersedes them
-	began := time.Now()
-	w.refreshNetworks(ctx, q) // before the inspects, which map containers with them
-	// Why empty the queue now, before listing: the list below sees every
-	// container as it is after the events queued so far. Events that arrive
-	// from here on stay queued and are applied after the replace, so a
-	// container that dies between its inspect and the replace is inspected
-	// again and removed right after (re-inspect after insert,
-	// weaveworks/weave#821).
-	forgot := q.reset()
-	// A container sent its stop signal is still running, so the list has
-	// it: its hold starts now, for the replace to apply.
-	for _, h := range forgot.hints {
-		if h.signal != 0 {
-			st.drains.start(h.id, h.signal, time.Now())
-		}
-	}
+// A full sync lists the host's containers, inspects them, and makes the
+// catalog equal to what it found, in one transaction. It runs in two
+// halves so that events go on being applied while its inspects wait on the
+// daemon (up to callTimeout each): readSync makes the Docker calls, on a
+// goroutine of its own beside the session loop; applySync writes, on the
+// loop, the only writer of containers.
+//
+// Why an event wins over the sync: the queue numbers events (queue.track),
+// and the sync notes the number of the last one before its list and before
+// each inspect. A container that had an event after the sync read it is
+// left to the events: its die has already taken it out of the answers,
+// its start already put it in, and its inspect (queued by that event)
+// reads newer state than the sync's. applySync keeps what the catalog has
+// for it. So a container the sync read running and that died since is not
+// brought back, and one the list did not have but that started since is
+// not removed. When the queue overflowed meanwhile, the events' inspects
+// may be lost: those containers are queued again, and the overflow's own
+// sync follows this one.
+//
+// A sync keeps its progress when inspects fail: the containers it
+// inspected are written, the ones it could not inspect keep what the
+// catalog has for them and are retried through the queue. Only a failed
+// list fails the sync (and changes nothing).
 
+// syncRun is one full sync: what readSync found, for applySync.
+type syncRun struct {
+	reason   string
+	began    time.Time
+	listedAt uint64 // the queue's last event before the list
+	listed   map[string]bool
+	reads    []syncRead
+	err      error // the list's, or ctx's
+}
+
+// syncRead is one inspect of a full sync.
+type syncRead struct {
+	id  string
+	at  uint64 // the queue's last event before the inspect
+	m   mapped
+	err error
+}
+
+// readSync lists and inspects the host's containers; it runs beside the
+// session loop and writes nothing. q numbers the events (q.track was
+// called).
+func (w *Watcher) readSync(ctx context.Context, q *queue, run syncRun) syncRun {
 	ids, err := w.docker.list(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.endpoint.failed(classify(err))
-			q.restore(forgot) // events go on being applied until a list succeeds
 		}
-		return err
+		run.err = err
+		return run
 	}
 	w.endpoint.succeeded()
-	inspected, failed, err := w.inspectAll(ctx, ids)
-	if err != nil {
-		return err
+	run.listed = make(map[string]bool, len(ids))
+	for _, id := range ids {
+		run.listed[id] = true
 	}
-	res, err := st.replace(inspected, failed, reason)
-	if err != nil {
-		return err
+	run.reads, run.err = w.inspectAll(ctx, ids, q)
+	return run
+}
+
+// applySync writes what run read, on the session loop: the catalog's
+// Docker containers become the inspected ones, but for those an event
+// named after the sync read them (they keep what the events made of
+// them) and those whose inspect failed (they keep what the catalog has,
+// and are retried). The turn's staged writes go first.
+func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult, failed int, err error) {
+	st.flush()
+	var (
+		inspected []mapped
+		keep      []string // the catalog's record, if any, stays
+		evented   []string // in keep for an event
+		retry     []string
+	)
+	for _, r := range run.reads {
+		switch {
+		case q.eventSince(r.id, r.at):
+			evented = append(evented, r.id) // its events' inspect reads newer state
+		case r.err == nil:
+			inspected = append(inspected, r.m)
+		case errors.Is(r.err, errGone):
+			// Left out: removed.
+		default:
+			keep = append(keep, r.id)
+			retry = append(retry, r.id)
+		}
 	}
-	st.observe(forgot.since) // the replace wrote what their events changed
-	for _, id := range failed {
+	for _, id := range q.touchedSince(run.listedAt) {
+		if !run.listed[id] {
+			evented = append(evented, id) // started after the list, maybe
+		}
+	}
+	keep = append(keep, evented...)
+	res, err = st.replace(inspected, keep, run.reason)
+	if err != nil {
+		return replaceResult{}, 0, err
+	}
+	for _, id := range retry {
 		q.retry(id, time.Time{})
 	}
+	// An event an overflow refused is inspected by no one: these are.
+	q.requeueLost(evented)
 	// Held containers are looked at again when their hold ends, also those
 	// held in an earlier session, whose queue is gone.
 	for id, d := range st.drains.holds(time.Now()) {
 		q.recheck(id, d)
 	}
-	w.synced(res, reason, began, len(failed))
-	return nil
+	return res, len(retry), nil
 }
 
 // refreshNetworks lists the host's networks, for the inspects that follow,
@@ -166,11 +223,10 @@ func (w *Watcher) synced(res replaceResult, reason string, began time.Time, fail
 
 // inspectAll inspects the listed containers, as many at a time as the
 // limiter allows, up to maxInspects workers; each is mapped by the worker
-// that inspected it. A container gone since the list is left out; one
-// whose inspect failed is in failed. err is only ctx's.
-func (w *Watcher) inspectAll(ctx context.Context, ids []string) (inspected []mapped, failed []string, err error) {
-	out := make([]mapped, len(ids))
-	state := make([]error, len(ids))
+// that inspected it. Each read notes q's last event before its inspect
+// (0 when q is nil). err is only ctx's.
+func (w *Watcher) inspectAll(ctx context.Context, ids []string, q *queue) ([]syncRead, error) {
+	reads := make([]syncRead, len(ids))
 	// A few workers that take the next container in turn, not a goroutine
 	// per container: each worker's stack grows once to the depth of an HTTP
 	// round trip and a JSON decode, where 10,000 fresh goroutines would each
@@ -190,23 +246,22 @@ func (w *Watcher) inspectAll(ctx context.Context, ids []string) (inspected []map
 				if i >= len(ids) {
 					return
 				}
-				out[i], state[i] = w.inspect(ctx, ids[i])
+				r := &reads[i]
+				r.id = ids[i]
+				if q != nil {
+					// Before the inspect: an event counted after this may
+					// be newer than what the inspect reads.
+					r.at = q.eventSeq()
+				}
+				r.m, r.err = w.inspect(ctx, r.id)
 			}
 		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for i, err := range state {
-		switch {
-		case err == nil:
-			inspected = append(inspected, out[i])
-		case !errors.Is(err, errGone):
-			failed = append(failed, ids[i])
-		}
-	}
-	return inspected, failed, nil
+	return reads, nil
 }
 
 // inspect reads one container within a slot of the limiter, which learns
