@@ -221,11 +221,16 @@ func (q *queue) takeHints() (hints []hint, overflow bool) {
 // and its inspect then decides). Handed out before the hint was taken, an
 // inspect could return, and store the container running again, before
 // the hint removed it: a container that restarted at once stayed out of
-// the answers until the next full sync.
+// the answers until the next full sync. Nothing either while a network
+// list is due (networksChanged, not yet taken), for the same reason: a
+// container that joins a new network is inspected after the network's
+// create event, and must be mapped with it. The session loop turn that
+// takes the ready token takes both; a turn woken by anything else (an
+// inspect's result, a sync's end) must not hand out the id first.
 func (q *queue) get() (string, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.order) == 0 || len(q.hints) > 0 {
+	if len(q.order) == 0 || len(q.hints) > 0 || q.networks {
 		return "", false
 	}
 	id := q.order[0]
@@ -371,12 +376,16 @@ func (q *queue) touchedSince(seq uint64) []string {
 
 // requeueLost names ids for an inspect if an overflow forgot or refused
 // ids since track: the sync left ids to their events, and the inspects
-// of those events may be lost.
+// of those events may be lost. Every event lost since track is that of a
+// container the sync either read after the event, or left to its events
+// (ids): with these inspected too, the sync covers them all, even while
+// the queue is still in overflow (the overflow's sync then follows too,
+// for the events that come after).
 func (q *queue) requeueLost(ids []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.lost || q.overflow {
-		return // nothing lost, or the overflow's own sync follows
+	if !q.lost {
+		return
 	}
 	for _, id := range ids {
 		q.markDirty(id)
@@ -397,12 +406,13 @@ type queueLens struct {
 	pending  int  // ids dirty, processing or waiting for a retry, each once
 	retrying int  // ids waiting for a retry
 	networks bool // a network list waits for its retry, or is due
+	overflow bool // the queue overflowed, not yet taken
 }
 
 func (q *queue) lens() queueLens {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := queueLens{waiting: len(q.order), retrying: len(q.retrying), networks: q.netsRetry != nil || q.networks}
+	n := queueLens{waiting: len(q.order), retrying: len(q.retrying), networks: q.netsRetry != nil || q.networks, overflow: q.overflow}
 	seen := len(q.dirty)
 	for id := range q.processing {
 		if _, ok := q.dirty[id]; !ok {

@@ -92,6 +92,7 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 		// The end of a turn: what it found goes to the catalog in one write.
 		st.flush()
 		lens := w.publishPending(q, st)
+		w.syncing.Store(rs.running || rs.due || lens.overflow)
 		w.endpoint.settle(lens.pending > 0 || lens.networks || rs.failures > 0 || rs.running)
 		ref.dispatch(ctx)
 	}
@@ -107,7 +108,7 @@ func (w *Watcher) startSync(ctx context.Context, q *queue, rs *resync, wg *sync.
 	}
 	run := syncRun{reason: rs.reason, began: time.Now()}
 	w.refreshNetworks(ctx, q)
-	rs.running = true
+	rs.running, rs.due = true, false
 	run.listedAt = q.track()
 	wg.Go(func() { done <- w.readSync(ctx, q, run) })
 }
@@ -156,6 +157,7 @@ type resync struct {
 	reason   string        // of the sync due, or running
 	failures int           // lists failed in a row
 	running  bool          // a sync is under way; the timer is stopped meanwhile
+	due      bool          // a sync was asked for at once (soon), not yet started
 	again    string        // the reason of a sync asked for while one ran; "" for none
 }
 
@@ -200,6 +202,7 @@ func (r *resync) soon(reason string) {
 	if r.reason != syncConnect {
 		r.reason = reason
 	}
+	r.due = true
 	r.reset(0)
 }
 

@@ -155,9 +155,10 @@ func TestSyncEventRaces(t *testing.T) {
 			name:      "start after the list that did not have it",
 			beforeCut: func(h *harness, _, c *container.InspectResponse) { h.e.mutate(c.ID, exited) },
 			during: func(h *harness, r race) {
+				n := h.e.inspected(r.c.ID) // the list did not have c: the sync does not inspect it
 				h.e.run(r.c)
 				h.emitNow("start", r.c.ID)
-				h.barrier()
+				h.waitFor("c's start applied", func() bool { return h.e.inspected(r.c.ID) > n && h.w.pending.Load() == 0 })
 			},
 			want: "a b c",
 		},
@@ -170,7 +171,7 @@ func TestSyncEventRaces(t *testing.T) {
 				d := newCtr(4, "d")
 				h.e.run(d)
 				h.emitNow("start", d.ID)
-				h.barrier()
+				h.waitFor("d added", func() bool { return strings.Contains(h.view(), "d") })
 			},
 			want: "a b d",
 		},

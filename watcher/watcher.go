@@ -126,7 +126,11 @@ type Watcher struct {
 	// stored.
 	pending  atomic.Int64
 	retrying atomic.Int64 // Status().RetriesPending
-	ready    atomic.Bool  // Status().Synced, without the lock
+	// syncing is whether a full sync is under way or due, or the queue
+	// overflowed (a sync follows); published at the end of each loop
+	// turn, for tests that wait until the watcher has settled.
+	syncing atomic.Bool
+	ready   atomic.Bool // Status().Synced, without the lock
 
 	mu     sync.Mutex
 	status Status

@@ -154,10 +154,12 @@ func (h *harness) wantView(want string) {
 // barrier returns once every event emitted before it has been applied.
 func (h *harness) barrier() {
 	h.t.Helper()
-	// Settled first: an overflow resync still under way would swallow the
-	// barrier's event with the rest of the queue (the resync covers what
-	// was queued, and the barrier is no container it lists).
-	h.waitFor("nothing pending", func() bool { return h.w.pending.Load() == 0 })
+	// Settled first: nothing pending, no overflow waiting to be taken, no
+	// sync under way or due. An overflow would refuse the barrier's event
+	// (the resync that follows covers the containers it lists, and the
+	// barrier is none), and a sync, which runs beside the event loop, may
+	// be the one that repairs what an overflow lost.
+	h.waitFor("nothing pending", func() bool { return h.w.pending.Load() == 0 && !h.w.syncing.Load() })
 	n := h.e.inspected(barrierID)
 	if err := h.e.emit(events.ContainerEventType, "start", barrierID); err != nil {
 		h.t.Fatal(err)
