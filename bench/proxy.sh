@@ -308,10 +308,11 @@ SECTION=$W/section.md
 	if [ -n "$bc" ]; then
 		echo "Per proxy core, svcdns ÷ go-bare: $bratio; go-bare ÷ HAProxy: $hbratio. go-bare is what"
 		echo "\`httputil.ReverseProxy\` with \`net/http\`'s Server and Transport reaches alone on this"
-		echo "machine; svcdns's own code (route table, balancer, retries, metrics) accounts for any gap"
-		echo "between the svcdns and go-bare rows. Where a request's CPU goes (instructions, system"
-		echo "calls and context switches per request, go-bare's instructions by what runs them):"
-		echo "\`bench/proxycost.sh\`, quoted in the README (Performance, \"Not reached\")."
+		echo "machine. svcdns adds its route table, balancer, retries and metrics, and sends plain"
+		echo "HTTP/1.1 requests over its own h1Transport (net/http's wire code on the request's"
+		echo "goroutine, no per-connection goroutines), which is why it can pass go-bare. Where a"
+		echo "request's CPU goes (instructions, system calls and context switches per request):"
+		echo "\`bench/proxycost.sh\`, explained in docs/performance-notes.md (HTTP proxy)."
 		echo
 	fi
 	echo "Catalog change → route table: \`go test -bench RouteUpdate -benchtime 2000x ./proxy/\`,"
