@@ -255,8 +255,10 @@ func (r ContainerRecord) validate() error {
 	if err := ctr.validate(); err != nil {
 		return err
 	}
-	if _, dup := instancesByID(r.Instances); len(r.Instances) > 1 && dup != "" {
-		return fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, dup, ctr.ID)
+	if len(r.Instances) > 1 {
+		if _, dup := instancesByID(r.Instances); dup != "" {
+			return fmt.Errorf("%w instance %s: twice in container %s", ErrInvalid, dup, ctr.ID)
+		}
 	}
 	for _, inst := range r.Instances {
 		if err := inst.validate(); err != nil {

@@ -241,33 +241,15 @@ func eventuallyTrue(t *testing.T, what string, fn func() bool) {
 
 // resetter reads a request, then closes the connection with no answer:
 // an instance that died while the request was on its way.
-func resetter(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-				n.Add(1)
-			}
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // RST, not FIN
-			}
-			c.Close()
+func resetter(t *testing.T) string {
+	addr, _ := rawServer(t, func(_ int, c net.Conn, br *bufio.Reader) bool {
+		_, _ = http.ReadRequest(br)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // RST, not FIN
 		}
-	}()
-	return ln.Addr().String(), &n
+		return false
+	})
+	return addr
 }
 
 func TestProxyRetry(t *testing.T) {
@@ -293,7 +275,7 @@ func TestProxyRetry(t *testing.T) {
 			good := echo(t, "good")
 			dead := refusedAddr(t)
 			if tt.dead == "reset" {
-				dead, _ = resetter(t)
+				dead = resetter(t)
 			}
 			f.register("dead", "s", dead, paths("/s"))
 			// Until the dead instance has been tried first, the good one
