@@ -28,6 +28,7 @@ func TestClusterNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	apiInstance(t, cat, "api-1", "api", "10.9.0.1", 80, catalog.ProtoTCP)
 	peer("aaa", "books-1", true)  // the same container name as the local one
 	peer("bbb", "books-2", false) // unpublished on n2's bridge
 	if _, errs := cat.Apply([]catalog.Change{
@@ -49,6 +50,14 @@ func TestClusterNames(t *testing.T) {
 			answer: []string{"books-1.n2.container.local. 5 IN A 192.0.2.20"}},
 		{name: "the local container keeps its short name", client: loopback, qname: "books-1.container.local.", qtype: dns.TypeA,
 			answer: []string{"books-1.container.local. 5 IN A 172.17.0.2"}},
+		// Its peers answer it as books-1.n1 in their SRV: a client
+		// that asks another node for the target's address gets it.
+		{name: "the local container under its name in the peers' SRV", client: loopback, qname: "books-1.n1.container.local.", qtype: dns.TypeA,
+			answer: []string{"books-1.n1.container.local. 5 IN A 172.17.0.2"}},
+		{name: "an API instance under its name in the peers' SRV", client: loopback, qname: "api-1.n1.container.local.", qtype: dns.TypeA,
+			answer: []string{"api-1.n1.container.local. 5 IN A 10.9.0.1"}},
+		{name: "another node's name for a local container is not this node's", client: loopback, qname: "books-1.n3.container.local.", qtype: dns.TypeA,
+			rcode: dns.RcodeNameError, ns: []string{soa}},
 		{name: "an unpublished container of another host is not answered", client: loopback, qname: "books-2.n2.container.local.", qtype: dns.TypeA,
 			rcode: dns.RcodeNameError, ns: []string{soa}},
 		{name: "a node's address", client: loopback, qname: "N2.node.local.", qtype: dns.TypeA,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -436,7 +437,9 @@ func (h *Handler) addrAnswer(owner string, qtype uint16, addrs []netip.Addr) (re
 }
 
 // containers finds the answered containers a <label>.container.<zone> name
-// means: those whose target (as their writer decided it) is label.
+// means: those whose target (as their writer decided it) is label, and,
+// for <name>.<this node>, this node's own container <name>: the name its
+// peers give it in their SRV answers, which a client may ask of any node.
 func (h *Handler) containers(label string) ([]*catalog.Container, error) {
 	ctrs, err := h.cat.ContainersByTarget(label)
 	if err != nil {
@@ -445,6 +448,19 @@ func (h *Handler) containers(label string) ([]*catalog.Container, error) {
 	out := ctrs[:0:0]
 	for _, c := range ctrs {
 		if c.Passing {
+			out = append(out, c)
+		}
+	}
+	own, ok := strings.CutSuffix(label, "."+h.node)
+	if !ok || h.node == "" || strings.Contains(own, ".") {
+		return out, nil
+	}
+	ctrs, err = h.cat.ContainersByTarget(own)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ctrs {
+		if c.Passing && c.Node == h.node {
 			out = append(out, c)
 		}
 	}
