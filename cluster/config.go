@@ -158,6 +158,9 @@ func (cfg *Config) memberlistConfig(d *delegate, logw io.Writer) (*memberlist.Co
 	if err != nil {
 		return nil, fmt.Errorf("bind address: %w", err)
 	}
+	if host, err = bindHost(host); err != nil {
+		return nil, fmt.Errorf("bind address: %w", err)
+	}
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port
 	if cfg.AdvertiseAddr != "" {
@@ -243,6 +246,33 @@ func splitHostPort(s string, def int) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q of %q: not a port number", ps, s)
 	}
 	return host, int(p), nil
+}
+
+// bindHost is the address to bind for host: "" (every address) and IP
+// addresses as they are, a name resolved to one address, IPv4 first, as
+// net.Listen does. memberlist binds every address for a host it cannot
+// parse as an IP, so "localhost", taken for a loopback address that needs
+// no key, would open gossip to the network.
+func bindHost(host string) (string, error) {
+	if host == "" {
+		return "", nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", host, err)
+	}
+	ip := ips[0]
+	for _, cand := range ips {
+		if cand.To4() != nil {
+			ip = cand
+			break
+		}
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap().String(), nil
 }
 
 // resolveOne returns host's address, resolving a name.
