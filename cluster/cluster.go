@@ -59,7 +59,10 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c.inbox.init()
 	c.h = newHolder(cfg.Node, cfg.Store, cfg.MaxInstances, cfg.Logger, c.m, cfg.OnApply)
-	c.h.selfOwn.ver = Version{Incarnation: c.inc}
+	// The state of a node that has changed nothing yet is as of its
+	// start: a peer measures its delay from then (svcdns_cluster_delay_seconds),
+	// not from the zero time.
+	c.h.selfOwn.ver, c.h.selfOwn.sent = Version{Incarnation: c.inc}, time.Unix(0, int64(c.inc))
 	c.d = &delegate{c: c}
 	logw := &logBridge{log: cfg.Logger}
 	mc, err := cfg.memberlistConfig(c.d, logw)

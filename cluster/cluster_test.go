@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/svcdns/svcdns/internal/testutil"
 )
@@ -229,6 +230,32 @@ func TestMetrics(t *testing.T) {
 	})
 	if got["svcdns_cluster_members{alive}"] != 3 {
 		t.Errorf("alive members %v", got["svcdns_cluster_members{alive}"])
+	}
+}
+
+// The full state of a node that has changed nothing yet (the one every
+// join brings) carries its start as the time of its change: the delay
+// histogram observed centuries for it, from the zero time.
+func TestDelayOfUnchangedState(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	n1 := startNode(t, "n1", nil)
+	startNode(t, "n2", func(c *Config) { c.Registerer = reg }, n1)
+	var h *dto.Histogram
+	eventually(t, "n2 applies n1's state", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "svcdns_cluster_delay_seconds" {
+				h = mf.GetMetric()[0].GetHistogram()
+			}
+		}
+		return h.GetSampleCount() > 0
+	})
+	// A bound on sanity, not on speed: both nodes started moments ago.
+	if sum := h.GetSampleSum(); sum > time.Hour.Seconds() {
+		t.Errorf("delay of %d states: %g s in all", h.GetSampleCount(), sum)
 	}
 }
 
