@@ -8,7 +8,8 @@ import (
 	"github.com/svcdns/svcdns/catalog"
 )
 
-// FuzzDecode feeds arbitrary bytes to every decoder and, for what decodes,
+// FuzzDecode feeds arbitrary bytes to every decoder (every message type:
+// delta, direct delta, state, push/pull, request, leave) and, for what decodes,
 // to the holder, as a hostile peer would: nothing may panic, and nothing
 // but the peer's own namespace may change.
 func FuzzDecode(f *testing.F) {
@@ -27,6 +28,8 @@ func FuzzDecode(f *testing.F) {
 	// A version 1 message, as a node from before version 2 writes it.
 	v1 := encodeDelta(&delta{Owner: "p", Version: Version{1, 4}, Puts: []wireRecord{rec("c", "web")}})
 	v1[0] = 1
+	direct := encodeDelta(&delta{Owner: "p", Version: Version{1, 5}, Puts: []wireRecord{rec("d", "web")}})
+	direct[1] = byte(msgDirect)
 	st := encodeState(&state{Owner: "p", Version: Version{1, 2}, Sent: time.Unix(1, 0), Records: []wireRecord{r, apiRec("b", "web")}})
 	for _, seed := range [][]byte{
 		encodeDelta(&delta{Owner: "p", Version: Version{1, 1}, Puts: []wireRecord{r}, Deletes: []string{"x"}}),
@@ -35,6 +38,8 @@ func FuzzDecode(f *testing.F) {
 		encodePushPull(&pushPull{Sender: "p", States: [][]byte{st}, Digest: []digestEntry{{"q", Version{3, 4}}}}),
 		encodeRequest(&request{From: "p", Wants: []digestEntry{{"q", Version{1, 2}}}}),
 		v1,
+		direct,
+		encodeLeave("p", 1),
 	} {
 		f.Add(seed)
 	}
@@ -49,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		switch typ {
-		case msgDelta:
+		case msgDelta, msgDirect:
 			if d, err := decodeDelta(body); err == nil {
 				h.applyDelta(d)
 			}
@@ -63,6 +68,10 @@ func FuzzDecode(f *testing.F) {
 			}
 		case msgRequest:
 			_, _ = decodeRequest(body)
+		case msgLeave:
+			if owner, inc, err := decodeLeave(body); err == nil {
+				h.left(owner, inc)
+			}
 		}
 		h.flush()
 		_, ctrs, err := cat.AllContainers()
