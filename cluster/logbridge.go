@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +16,8 @@ const keyMismatchMsg = "cluster: gossip not decryptable with our key (check --cl
 
 // logBridge turns memberlist's log lines ("[ERR] memberlist: ...") into
 // slog records at the matching level. Lines saying a peer's gossip could
-// not be decrypted become keyMismatchMsg, at most once a minute per peer.
+// not be decrypted become keyMismatchMsg, at most once a minute per peer
+// host; those of a failed join are left to Cluster.join, which logs them.
 type logBridge struct {
 	log *slog.Logger
 
@@ -32,7 +34,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 
 func (b *logBridge) line(s string) {
 	level := slog.LevelDebug
-	for tag, l := range map[string]slog.Level{"[ERR]": slog.LevelWarn, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelDebug} {
+	for tag, l := range map[string]slog.Level{"[ERR]": slog.LevelWarn, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelDebug, "[DEBUG]": slog.LevelDebug} {
 		if i := strings.Index(s, tag); i >= 0 {
 			level = l
 			s = strings.TrimSpace(s[i+len(tag):])
@@ -40,9 +42,17 @@ func (b *logBridge) line(s string) {
 		}
 	}
 	if isKeyText(s) {
+		if strings.Contains(s, "failed to join") {
+			return // Cluster.join logs it, with every address tried
+		}
 		peer := ""
 		if i := strings.Index(s, "from="); i >= 0 {
 			peer = strings.Fields(s[i+len("from="):])[0]
+		}
+		// A peer's joins come from a new port each time: the host
+		// alone says who it is.
+		if host, _, err := net.SplitHostPort(peer); err == nil {
+			peer = host
 		}
 		if b.recent(peer) {
 			return
