@@ -38,12 +38,17 @@ func TestClusterNames(t *testing.T) {
 		t.Fatal(errs)
 	}
 	cfg := testConfig(cat)
-	cfg.Node = "n1"
+	cfg.Node, cfg.Cluster = "n1", true
 	h := newHandler(t, cfg)
 	cases := []dnsCase{
+		// Each target names its node, the local one's too: a bare
+		// books-1.container.local asked of n2 would be n2's own books-1.
 		{name: "SRV: a local and a peer's instance of one name, told apart", client: loopback, qname: "books-ms.service.local.", qtype: dns.TypeSRV,
-			answer: []string{"books-ms.service.local. 5 IN SRV 1 1 32001 books-1.n2.container.local.", "books-ms.service.local. 5 IN SRV 1 1 8080 books-1.container.local."},
-			extra:  []string{"books-1.n2.container.local. 5 IN A 192.0.2.20", "books-1.container.local. 5 IN A 172.17.0.2"}},
+			answer: []string{"books-ms.service.local. 5 IN SRV 1 1 32001 books-1.n2.container.local.", "books-ms.service.local. 5 IN SRV 1 1 8080 books-1.n1.container.local."},
+			extra:  []string{"books-1.n2.container.local. 5 IN A 192.0.2.20", "books-1.n1.container.local. 5 IN A 172.17.0.2"}},
+		{name: "SRV: a local API instance's target names the node", client: loopback, qname: "api.service.local.", qtype: dns.TypeSRV,
+			answer: []string{"api.service.local. 5 IN SRV 1 1 80 api-1.n1.container.local."},
+			extra:  []string{"api-1.n1.container.local. 5 IN A 10.9.0.1"}},
 		{name: "A: the peer's published address, not its bridge", client: loopback, qname: "books-ms.service.local.", qtype: dns.TypeA,
 			answer: []string{"books-ms.service.local. 5 IN A 172.17.0.2", "books-ms.service.local. 5 IN A 192.0.2.20"}},
 		{name: "a peer's container by name and node", client: loopback, qname: "books-1.n2.container.local.", qtype: dns.TypeA,
@@ -71,6 +76,22 @@ func TestClusterNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := serveDNS(t, h, newQuery(tc.qname, tc.qtype, 0), tc.client, false)
 			checkResponse(t, tc, resp)
+		})
+	}
+
+	// A node that is in no cluster keeps the bare targets, and knows no
+	// name under its own.
+	cfg.Cluster = false
+	alone := newHandler(t, cfg)
+	for _, tc := range []dnsCase{
+		{name: "alone: SRV", client: loopback, qname: "api.service.local.", qtype: dns.TypeSRV,
+			answer: []string{"api.service.local. 5 IN SRV 1 1 80 api-1.container.local."},
+			extra:  []string{"api-1.container.local. 5 IN A 10.9.0.1"}},
+		{name: "alone: no name under its own", client: loopback, qname: "api-1.n1.container.local.", qtype: dns.TypeA,
+			rcode: dns.RcodeNameError, ns: []string{soa}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkResponse(t, tc, serveDNS(t, alone, newQuery(tc.qname, tc.qtype, 0), tc.client, false))
 		})
 	}
 }

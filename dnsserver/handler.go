@@ -56,6 +56,12 @@ type Config struct {
 	// address mode but host (published only). "" = every container is this
 	// node's.
 	Node string
+	// Cluster says this node shares its catalog with other nodes (Node
+	// is then its name in the cluster): the SRV target of its own
+	// instances is <target>.<Node>.container.<zone>, the name its peers
+	// give them, so that a target is one instance on every node (a bare
+	// <target>.container.<zone> is another node's own container there).
+	Cluster bool
 	// MaxUDPSize caps the EDNS0 size a UDP answer may fill; 0 = 1232, the
 	// size that avoids IP fragmentation (DNS flag day 2020).
 	MaxUDPSize int
@@ -102,6 +108,7 @@ type Handler struct {
 	negTTL       uint32
 	mode         AddressMode
 	node         string
+	cluster      bool
 	maxUDP       int
 	allow        ACL
 	recursion    ACL
@@ -140,7 +147,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		cat: cfg.Catalog, zone: zone, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, mode: cfg.AddressMode, node: cfg.Node,
-		maxUDP: maxUDP, allow: cfg.Allow, recursion: cfg.RecursionAllow, fwd: cfg.Forwarder,
+		cluster: cfg.Cluster && cfg.Node != "", maxUDP: maxUDP, allow: cfg.Allow, recursion: cfg.RecursionAllow, fwd: cfg.Forwarder,
 		ready: cfg.Ready, log: log, met: met,
 	}
 	for _, p := range cfg.ReverseZones {

@@ -378,7 +378,7 @@ func (h *Handler) service(owner string, q query, qtype uint16, v view) (result, 
 			if e.port == 0 {
 				continue // a container that exposes no port has no SRV
 			}
-			target := e.inst.Target + "." + labelContainer + "." + h.zone
+			target := h.srvTarget(e.inst) + "." + labelContainer + "." + h.zone
 			if slices.ContainsFunc(res.answer, func(rr dns.RR) bool {
 				s := rr.(*dns.SRV)
 				return s.Target == target && s.Port == e.port
@@ -436,10 +436,21 @@ func (h *Handler) addrAnswer(owner string, qtype uint16, addrs []netip.Addr) (re
 	return res, nil
 }
 
+// srvTarget is the SRV target of inst under container.<zone>: its
+// container's target, qualified with this node's name for this node's own
+// instances in a cluster, as the peers' are with theirs (the cluster
+// package writes them so).
+func (h *Handler) srvTarget(inst *catalog.Instance) string {
+	if h.cluster && inst.Node == h.node {
+		return inst.Target + "." + h.node
+	}
+	return inst.Target
+}
+
 // containers finds the answered containers a <label>.container.<zone> name
-// means: those whose target (as their writer decided it) is label, and,
-// for <name>.<this node>, this node's own container <name>: the name its
-// peers give it in their SRV answers, which a client may ask of any node.
+// means: those whose target (as their writer decided it) is label, and, in
+// a cluster, for <name>.<this node>, this node's own container <name>: the
+// SRV target of its instances, which a client may ask of any node.
 func (h *Handler) containers(label string) ([]*catalog.Container, error) {
 	ctrs, err := h.cat.ContainersByTarget(label)
 	if err != nil {
@@ -452,7 +463,7 @@ func (h *Handler) containers(label string) ([]*catalog.Container, error) {
 		}
 	}
 	own, ok := strings.CutSuffix(label, "."+h.node)
-	if !ok || h.node == "" || strings.Contains(own, ".") {
+	if !ok || !h.cluster || strings.Contains(own, ".") {
 		return out, nil
 	}
 	ctrs, err = h.cat.ContainersByTarget(own)

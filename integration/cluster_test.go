@@ -183,6 +183,28 @@ func TestClusterAnswersPeers(t *testing.T) {
 			return sameSet("node "+n.Name+" dup targets", got, []string{"1001=10.99.0.1", "1002=10.99.0.2"})
 		})
 	}
+	// A client may ask one node for the SRV and another for the target's
+	// address (several nodes in its resolv.conf): every target one node
+	// gives resolves, to the same instance, on every node, its owner's
+	// included.
+	for _, n := range nodes {
+		srv, err := srvTargets(n.API.DNS, svcName("dup"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for target, port := range srv {
+			for _, m := range nodes {
+				a, err := answerA(m.API.DNS, target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := map[uint16]string{1001: "10.99.0.1", 1002: "10.99.0.2"}[port]
+				if len(a) != 1 || a[0] != want {
+					t.Errorf("SRV target %s from node %s, asked of node %s: A %v, want %s", target, n.Name, m.Name, a, want)
+				}
+			}
+		}
+	}
 }
 
 // docker kill of node 1: its instances leave nodes 2 and 3 within the

@@ -168,7 +168,7 @@ func newDNSHandler(cfg config, node string, cat *catalog.Catalog, w *watcher.Wat
 	}
 	return dnsserver.NewHandler(dnsserver.Config{
 		Catalog: cat, Zone: cfg.Domain, TTL: cfg.TTL, NegativeTTL: cfg.NegativeTTL,
-		AddressMode: cfg.AddressMode, Node: node, MaxUDPSize: cfg.MaxUDPSize,
+		AddressMode: cfg.AddressMode, Node: node, Cluster: cfg.Cluster.Addr != "", MaxUDPSize: cfg.MaxUDPSize,
 		Allow: cfg.Allow, RecursionAllow: cfg.RecursionAllow, Forwarder: fwd,
 		Ready: ready, NSAddrs: nsAddrs(cfg), ReverseZones: cfg.ReverseZones,
 		Logger: log.With("component", "dns"), Registerer: reg,
