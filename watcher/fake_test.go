@@ -62,9 +62,10 @@ type engine struct {
 	netLists int
 	inspects map[string]int
 	// Hooks, run inside the calls with mu released.
-	onList        func(n int) error                          // before the n-th list reads the containers; an error fails it
-	beforeInspect func(ctx context.Context, id string) error // may block, or fail the inspect
-	afterInspect  func(id string)
+	onList         func(n int) error                          // before the n-th list reads the containers; an error fails it
+	beforeInspect  func(ctx context.Context, id string) error // may block, or fail the inspect
+	beforeNetworks func(ctx context.Context) error            // may block, or fail the network list
+	afterInspect   func(id string)
 }
 
 type fakeStream struct {
@@ -136,6 +137,14 @@ func (e *engine) api() *fakeDocker {
 			return resp, nil
 		},
 		NetworkListFn: func(ctx context.Context, o network.ListOptions) ([]network.Summary, error) {
+			e.mu.Lock()
+			hook := e.beforeNetworks
+			e.mu.Unlock()
+			if hook != nil {
+				if err := hook(ctx); err != nil {
+					return nil, err
+				}
+			}
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.netLists++

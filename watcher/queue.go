@@ -36,9 +36,11 @@ import (
 //
 // While a full sync runs beside the session loop (sync.go), the queue
 // numbers every event (seq) and keeps, per container, the number of the
-// last one (touched): the sync compares them with the numbers it read
+// last one (touched), and the number of the first network create or
+// removal (netsAt): the sync compares them with the numbers it read
 // before its list and before each inspect, and leaves to the events every
-// container that had one after the sync read it.
+// container that had one after the sync read it, and to an inspect of
+// its own every container it read after a network came or went.
 //
 // The event reader adds, the session loop takes; every method is safe for
 // concurrent use.
@@ -61,9 +63,10 @@ type queue struct {
 	netsRetry          *time.Timer            // the network list's retry, while one waits
 	closed             bool
 
-	seq     uint64            // events added so far
+	seq     uint64            // events added so far, network creates and removals included
 	touched map[string]uint64 // each container's last event's seq, while a sync tracks; nil otherwise
 	lost    bool              // an overflow forgot or refused an id since track
+	netsAt  uint64            // the seq of the first network create or removal since track; 0 = none
 }
 
 // hint is what an event said about a container that the session acts on
@@ -165,6 +168,10 @@ func (q *queue) signal() {
 func (q *queue) networksChanged() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.seq++
+	if q.touched != nil && q.netsAt == 0 {
+		q.netsAt = q.seq
+	}
 	q.networks = true
 	q.signal()
 }
@@ -341,7 +348,7 @@ func (q *queue) track() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.touched = make(map[string]uint64)
-	q.lost = false
+	q.lost, q.netsAt = false, 0
 	return q.seq
 }
 
@@ -358,6 +365,14 @@ func (q *queue) eventSince(id string, seq uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.touched[id] > seq
+}
+
+// networksChangedBy reports whether a network was created or removed, since
+// track, at or before event number seq.
+func (q *queue) networksChangedBy(seq uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.netsAt != 0 && q.netsAt <= seq
 }
 
 // touchedSince returns the containers that had an event after event
@@ -384,7 +399,20 @@ func (q *queue) touchedSince(seq uint64) []string {
 func (q *queue) requeueLost(ids []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.lost {
+	if q.lost {
+		q.requeueLocked(ids)
+	}
+}
+
+// requeue names ids for an inspect.
+func (q *queue) requeue(ids []string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.requeueLocked(ids)
+}
+
+func (q *queue) requeueLocked(ids []string) {
+	if len(ids) == 0 {
 		return
 	}
 	for _, id := range ids {

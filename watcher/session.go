@@ -107,9 +107,11 @@ func (w *Watcher) startSync(ctx context.Context, q *queue, rs *resync, wg *sync.
 		return // finishSync starts the one asked for meanwhile
 	}
 	run := syncRun{reason: rs.reason, began: time.Now()}
-	w.refreshNetworks(ctx, q)
 	rs.running, rs.due = true, false
+	// Tracked from before the network list: a network event that comes
+	// while it runs may be one the list missed (applySync).
 	run.listedAt = q.track()
+	w.refreshNetworks(ctx, q)
 	wg.Go(func() { done <- w.readSync(ctx, q, run) })
 }
 

@@ -36,6 +36,15 @@ const (
 // may be lost: those containers are queued again, and the overflow's own
 // sync follows this one.
 //
+// Why a network created (or removed) during the sync matters: the sync
+// maps each container with the networks listed when its inspect returns,
+// and the loop lists them again only after the network's event. A
+// container that joined the new network before the sync inspected it
+// (its connect event is then older than the read) would be written as on
+// a local network while it is on an overlay, until its next event. Every
+// container the sync read after a network event is therefore inspected
+// again, as events' inspects are: after the networks are listed.
+//
 // A sync keeps its progress when inspects fail: the containers it
 // inspected are written, the ones it could not inspect keep what the
 // catalog has for them and are retried through the queue. Only a failed
@@ -91,12 +100,15 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 		inspected []mapped
 		keep      []string // the catalog's record, if any, stays
 		evented   []string // in keep for an event
+		remap     []string // in keep, read after a network came or went
 		retry     []string
 	)
 	for _, r := range run.reads {
 		switch {
 		case q.eventSince(r.id, r.at):
 			evented = append(evented, r.id) // its events' inspect reads newer state
+		case r.err == nil && q.networksChangedBy(r.at):
+			remap = append(remap, r.id) // maybe mapped with the networks before
 		case r.err == nil:
 			inspected = append(inspected, r.m)
 		case errors.Is(r.err, errGone):
@@ -112,6 +124,7 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 		}
 	}
 	keep = append(keep, evented...)
+	keep = append(keep, remap...)
 	res, err = st.replace(inspected, keep, run.reason)
 	if err != nil {
 		return replaceResult{}, 0, err
@@ -119,6 +132,7 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 	for _, id := range retry {
 		q.retry(id, time.Time{})
 	}
+	q.requeue(remap)
 	// An event an overflow refused is inspected by no one: these are.
 	q.requeueLost(evented)
 	// Held containers are looked at again when their hold ends, also those

@@ -374,3 +374,119 @@ func TestSyncEventsInterleaved(t *testing.T) {
 	h.wantView(want())
 	t.Logf("%d syncs during %d events", h.w.Status().Resyncs, ops)
 }
+
+// TestSyncNetworkCreatedDuringSync: a network is created while a full sync
+// runs (during its inspects, or while it lists the networks) and a
+// container joins it; the sync inspects the container after the join,
+// but maps it with the networks listed before (the loop is still listing
+// them). That read is not written: the container's own inspect, after the
+// new list, says it is on a network that spans hosts, and stays.
+func TestSyncNetworkCreatedDuringSync(t *testing.T) {
+	for _, during := range []string{"inspects", "network list"} {
+		t.Run(during, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			h.e.addNetwork(bridgeID, "bridge", "bridge", "local", "172.17.0.0/16")
+			a, db := newCtr(1, "a"), newCtr(2, "db")
+			h.e.run(a)
+			h.e.run(db)
+			h.start()
+			h.waitSynced()
+
+			held, free := h.holdNetworkLists()
+			defer close(free)
+			started, release := h.hangInspects(a.ID) // the sync ends when the test says
+			defer release()
+			join := func() { // db joins ov2; its connect event is queued
+				h.e.attach(db.ID, "ov2", ov2ID, "10.0.10.7", 24)
+				n := h.w.Status().Events
+				h.emitNetwork("connect", ov2ID, "container", db.ID)
+				h.waitFor("the connect event queued", func() bool { return h.w.Status().Events > n })
+			}
+			create := func() {
+				n := h.w.Status().Events
+				h.emitNetwork("create", ov2ID)
+				h.waitFor("the create event queued", func() bool { return h.w.Status().Events > n })
+			}
+			listing, listed := make(chan struct{}), make(chan struct{})
+			h.e.mu.Lock()
+			h.e.onList = func(n int) error {
+				if n != 2 { // the reconnect's list
+					return nil
+				}
+				if during == "network list" {
+					h.e.addNetwork(ov2ID, "ov2", "overlay", "swarm", "10.0.10.0/24") // after the sync's network list read
+					join()
+					return nil
+				}
+				close(listing)
+				<-listed
+				return nil
+			}
+			h.e.mu.Unlock()
+			h.e.breakStream(io.EOF)
+			<-held // the sync's network list
+			if during == "network list" {
+				create()
+				free <- struct{}{}
+			} else {
+				free <- struct{}{}
+				h.wait("the reconnect's list", listing)
+				h.e.addNetwork(ov2ID, "ov2", "overlay", "swarm", "10.0.10.0/24")
+				create()
+			}
+			<-held // the loop's list after the create event
+			if during == "inspects" {
+				join()
+				close(listed) // the sync lists and inspects db now, after the join
+			}
+			h.wait("the sync's inspect of a", started)
+			h.waitFor("the sync's inspect of db mapped", func() bool {
+				h.w.limit.mu.Lock()
+				defer h.w.limit.mu.Unlock()
+				return h.e.inspected(db.ID) >= 2 && h.w.limit.inflight == 1 // a's alone
+			})
+			free <- struct{}{}
+			want := "bridge=172.17.0.4/16, ov2=10.0.10.7/24 spans(" + ov2ID + ")"
+			h.waitFor("db's inspect after the network list", func() bool { return h.addrsOf("db") == want })
+
+			release()
+			h.waitFor("the reconnect's sync", func() bool { st := h.w.Status(); return st.Resyncs == 2 && st.Connected })
+			h.barrier()
+			if got := h.addrsOf("db"); got != want {
+				t.Errorf("db after the sync: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// holdNetworkLists makes the engine's network lists from now on wait: held
+// gets a value as each begins, a send on free lets it go, and closing free
+// lets every list go.
+func (h *harness) holdNetworkLists() (held <-chan struct{}, free chan<- struct{}) {
+	heldc, freec := make(chan struct{}), make(chan struct{})
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	h.e.beforeNetworks = func(ctx context.Context) error {
+		select {
+		case heldc <- struct{}{}:
+		case <-freec:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-freec:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return heldc, freec
+}
+
+func (h *harness) emitNetwork(action, id string, attrs ...string) {
+	h.t.Helper()
+	if err := h.e.emit(events.NetworkEventType, action, id, attrs...); err != nil {
+		h.t.Fatal(err)
+	}
+}
