@@ -4,7 +4,11 @@ package proxy
 
 import "net"
 
-// peerClosed cannot peek on this system: an idle connection the instance
+// idleProbe cannot peek on this system: an idle connection the instance
 // closed is found when a request fails on it (h1Transport then sends the
 // request again on a new connection when that is safe).
-func peerClosed(net.Conn) bool { return false }
+type idleProbe struct{}
+
+func (*idleProbe) init(net.Conn) {}
+
+func (*idleProbe) closed() bool { return false }

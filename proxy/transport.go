@@ -30,10 +30,11 @@ import (
 // http.Transport writes while it reads the response) and any scheme but
 // http.
 //
-// A connection is taken from the pool, most recently used first, or
-// dialed; it goes back to the pool when its response body has been read
-// to its end, and is closed instead when the body is closed early, a read
-// fails, either side asked for Connection: close (or HTTP/1.0 without
+// A connection is taken from the pool, most recently used first, once a
+// non-blocking peek (one system call) finds it open and quiet, or dialed;
+// it goes back to the pool when its response body has been read to its
+// end, and is closed instead when the body is closed early, a read fails,
+// either side asked for Connection: close (or HTTP/1.0 without
 // keep-alive), or the request's context is done. A request that failed on
 // a reused connection before any byte of a response came back is sent
 // again on a new connection, once, when it is safe to (see retryFresh),
@@ -66,11 +67,6 @@ const (
 	// max1xx is how many informational (1xx) responses one request may
 	// get before its final one, http.Transport's own limit.
 	max1xx = 5
-	// idleCheckAfter: a connection idle longer than this is checked for a
-	// close by the instance before it is reused (a non-blocking peek, one
-	// system call). Connections reused sooner, as under load, are not:
-	// servers close idle connections after seconds.
-	idleCheckAfter = time.Second
 )
 
 // RoundTrip sends req and returns its response; see h1Transport.
@@ -156,8 +152,11 @@ func retryFresh(req *http.Request, err error) bool {
 }
 
 // get returns an idle connection, or a new one when there is none or
-// fresh is set. It calls the request's httptrace GetConn hook first, as
-// http.Transport does.
+// fresh is set. An idle connection is checked before every reuse: its
+// instance may have closed it (a keep-alive timeout shorter than ours, a
+// restart), or sent bytes on it that would be read as the next response.
+// It calls the request's httptrace GetConn hook first, as http.Transport
+// does.
 func (t *h1Transport) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GetConn != nil {
 		tr.GetConn(t.addr)
@@ -167,7 +166,7 @@ func (t *h1Transport) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 		if c == nil {
 			break
 		}
-		if time.Since(c.idleAt) < idleCheckAfter || c.usable() {
+		if c.usable() {
 			return c, nil
 		}
 		c.close()
@@ -179,6 +178,7 @@ func (t *h1Transport) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 	c := &h1Conn{t: t, conn: conn}
 	c.br = bufio.NewReader(conn)
 	c.bw = bufio.NewWriter(c)
+	c.probe.init(conn)
 	return c, nil
 }
 
@@ -208,7 +208,6 @@ func (t *h1Transport) put(c *h1Conn) {
 		return
 	}
 	c.isIdle = true
-	c.idleAt = time.Now()
 	t.idle = append(t.idle, c)
 	if t.idleTimeout > 0 {
 		// Reset under the lock: a timer set by an earlier put, running
@@ -268,10 +267,10 @@ type h1Conn struct {
 	bw     *bufio.Writer // writes to the h1Conn, which counts the bytes
 	nw     int64         // bytes written to conn
 	reused bool          // it served a request before
+	probe  idleProbe
 
 	// Under t.mu:
 	isIdle    bool
-	idleAt    time.Time
 	idleTimer *time.Timer
 }
 
@@ -419,5 +418,5 @@ func (c *h1Conn) usable() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	return !peerClosed(c.conn)
+	return !c.probe.closed()
 }

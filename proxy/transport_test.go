@@ -284,11 +284,16 @@ func TestH1PeerClosedIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if peerClosed(c) {
+	var p idleProbe
+	p.init(c)
+	if p.closed() {
 		t.Fatal("an open, quiet connection seen as closed")
 	}
+	if allocs := testing.AllocsPerRun(100, func() { p.closed() }); allocs != 0 {
+		t.Errorf("%.0f allocations per peek, want 0", allocs)
+	}
 	sc.Close()
-	eventuallyTrue(t, "the close seen", func() bool { return peerClosed(c) })
+	eventuallyTrue(t, "the close seen", p.closed)
 }
 
 // A body not read to its end, then closed, closes its connection (it is
@@ -542,5 +547,81 @@ func TestProxyPlainRequestsPooled(t *testing.T) {
 	f.deregister("b")
 	if n := idleCount(be.tr.Load()); n != 0 {
 		t.Errorf("%d idle connections after the instance left, want 0", n)
+	}
+}
+
+// An instance that closes idle connections sooner than the proxy (here
+// after 200 ms): its close is seen before the next request reuses the
+// connection, however short the idle time, so that a POST, which is
+// never sent again once written, goes out on a new connection.
+func TestH1InstanceKeepAliveShorterThanProxy(t *testing.T) {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "ok"+string(b))
+	}))
+	s.Config.IdleTimeout = 200 * time.Millisecond
+	var conns atomic.Int64
+	closed := make(chan struct{}, 1)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed:
+			closed <- struct{}{}
+		}
+	}
+	s.Start()
+	defer s.Close()
+	h := newH1(t, addrOf(s))
+	if _, _, err := send(t, h, newReq(t, http.MethodPost, s.URL+"/", "order-1")); err != nil {
+		t.Fatal(err)
+	}
+	select { // the instance's keep-alive timeout closes the idle connection
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance kept the idle connection")
+	}
+	time.Sleep(100 * time.Millisecond) // idle 300 ms in all: the close reached the proxy's side
+	code, body, err := send(t, h, newReq(t, http.MethodPost, s.URL+"/", "order-2"))
+	if err != nil || code != 200 || body != "okorder-2" {
+		t.Fatalf("POST after the instance closed the idle connection: %d %q %v", code, body, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// Bytes an instance sends on a connection after its response (a body on a
+// 204 or a HEAD answer, written late) are never read as the answer to the
+// next request on it: the connection is dropped.
+func TestH1BytesAfterResponse(t *testing.T) {
+	sent := make(chan struct{})
+	addr, conns := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) bool {
+		if _, err := http.ReadRequest(br); err != nil {
+			return false
+		}
+		if n > 1 {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+			return true
+		}
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+		close(sent)
+		_, _ = io.Copy(io.Discard, br) // a request sent on it anyway gets no answer of its own
+		return false
+	})
+	h := newH1(t, addr)
+	if code, _, err := send(t, h, newReq(t, http.MethodGet, "http://"+addr+"/", "")); err != nil || code != 204 {
+		t.Fatalf("first request: %d %v", code, err)
+	}
+	<-sent
+	time.Sleep(50 * time.Millisecond) // the stray bytes reached the proxy's side
+	code, body, err := send(t, h, newReq(t, http.MethodGet, "http://"+addr+"/", ""))
+	if err != nil || code != 200 || body != "fresh" {
+		t.Fatalf("second request: %d %q %v, want 200 \"fresh\" on a new connection", code, body, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
