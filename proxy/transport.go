@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -35,11 +37,12 @@ import (
 // it goes back to the pool when its response body has been read to its
 // end, and is closed instead when the body is closed early, a read fails,
 // either side asked for Connection: close (or HTTP/1.0 without
-// keep-alive), or the request's context is done. A request that failed on
-// a reused connection before any byte of a response came back is sent
-// again on a new connection, once, when it is safe to (see retryFresh),
-// as http.Transport does: the instance may have closed the idle
-// connection just as the request went out.
+// keep-alive), or the request's context is done. A response's header is
+// read up to maxHeaderBytes. A request that failed on a reused connection
+// before any byte of a response came back is sent again on a new
+// connection, once, when it is safe to (see retryFresh), as http.Transport
+// does: the instance may have closed the idle connection just as the
+// request went out.
 //
 // RoundTrip and closeIdle are safe for concurrent use.
 type h1Transport struct {
@@ -54,6 +57,10 @@ type h1Transport struct {
 	// idleTimeout closes a connection idle this long; 0 = never.
 	idleTimeout time.Duration
 	maxIdle     int // idle connections kept at most
+	// maxHeaderBytes bounds a response's header (each informational one
+	// passed on has a bound of its own); 0 = 10 MiB, http.Transport's
+	// default.
+	maxHeaderBytes int64
 
 	mu     sync.Mutex
 	idle   []*h1Conn // most recently used last
@@ -62,12 +69,11 @@ type h1Transport struct {
 
 var _ http.RoundTripper = (*h1Transport)(nil)
 
-// Limits of h1Transport.
-const (
-	// max1xx is how many informational (1xx) responses one request may
-	// get before its final one, http.Transport's own limit.
-	max1xx = 5
-)
+// defaultMaxHeaderBytes is h1Transport.maxHeaderBytes when 0.
+const defaultMaxHeaderBytes = 10 << 20
+
+// errHeaderTooLarge: a response's header went past maxHeaderBytes.
+var errHeaderTooLarge = errors.New("response header too large")
 
 // RoundTrip sends req and returns its response; see h1Transport.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -176,7 +182,7 @@ func (t *h1Transport) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 		return nil, err
 	}
 	c := &h1Conn{t: t, conn: conn}
-	c.br = bufio.NewReader(conn)
+	c.br = bufio.NewReader(c)
 	c.bw = bufio.NewWriter(c)
 	c.probe.init(conn)
 	return c, nil
@@ -261,17 +267,34 @@ func (t *h1Transport) closeIdle() {
 // h1Conn is one connection to the instance, used by one request at a
 // time.
 type h1Conn struct {
-	t      *h1Transport
-	conn   net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer // writes to the h1Conn, which counts the bytes
-	nw     int64         // bytes written to conn
-	reused bool          // it served a request before
-	probe  idleProbe
+	t    *h1Transport
+	conn net.Conn
+	br   *bufio.Reader // reads from the h1Conn, within readLimit
+	bw   *bufio.Writer // writes to the h1Conn, which counts the bytes
+	nw   int64         // bytes written to conn
+	// readLimit is what may still be read from conn: a response header is
+	// read within maxHeaderBytes, a body without limit.
+	readLimit int64
+	reused    bool // it served a request before
+	probe     idleProbe
 
 	// Under t.mu:
 	isIdle    bool
 	idleTimer *time.Timer
+}
+
+// Read reads from the connection within readLimit, as http.Transport's
+// persistConn does: a header without end fails rather than filling memory.
+func (c *h1Conn) Read(p []byte) (int, error) {
+	if c.readLimit <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > c.readLimit {
+		p = p[:c.readLimit]
+	}
+	n, err := c.conn.Read(p)
+	c.readLimit -= int64(n)
+	return n, err
 }
 
 // Write writes to the connection and counts what it took, so that a
@@ -316,7 +339,8 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 // exchange writes req and reads the response headers, within the header
 // timeout, passing informational (1xx) responses to the request's
-// httptrace hook, as http.Transport does (ReverseProxy forwards them).
+// httptrace hook, as http.Transport does (ReverseProxy forwards them):
+// each one passed on resets the header limit, else all count against it.
 func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	if d := c.t.headerTimeout; d > 0 {
 		if err := c.conn.SetDeadline(time.Now().Add(d)); err != nil {
@@ -331,27 +355,34 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &failure{err: fmt.Errorf("write request: %w", err), nothingWritten: c.nw == nw, noResponse: true}
 	}
+	limit := cmp.Or(c.t.maxHeaderBytes, defaultMaxHeaderBytes)
+	c.readLimit = limit
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, &failure{err: fmt.Errorf("read response: %w", noResponseErr(err)), noResponse: true}
 	}
 	var resp *http.Response
-	for n := 0; ; n++ {
+	for {
 		if resp, err = http.ReadResponse(c.br, req); err != nil {
+			if c.readLimit <= 0 {
+				err = fmt.Errorf("%w: over %d bytes", errHeaderTooLarge, limit)
+			}
 			return nil, fmt.Errorf("read response: %w", err)
 		}
 		code := resp.StatusCode
 		if code < 100 || code > 199 {
 			break
 		}
-		if code == http.StatusSwitchingProtocols || n == max1xx {
+		if code == http.StatusSwitchingProtocols {
 			return nil, fmt.Errorf("read response: unexpected %s", resp.Status)
 		}
 		if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
 			if err := tr.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, err
 			}
+			c.readLimit = limit
 		}
 	}
+	c.readLimit = math.MaxInt64 // the body is not limited
 	if c.t.headerTimeout > 0 {
 		// The body may stream for as long as it takes.
 		if err := c.conn.SetDeadline(time.Time{}); err != nil {

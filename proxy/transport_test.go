@@ -625,3 +625,49 @@ func TestH1BytesAfterResponse(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
+
+// A response header is read up to maxHeaderBytes, the informational ones
+// passed on each with a limit of their own, as http.Transport does: a
+// header without end fails rather than filling memory, and an instance
+// may send as many 1xx responses (102 Processing) as it needs.
+func TestH1ResponseHeaderLimit(t *testing.T) {
+	tests := []struct {
+		name     string
+		response string
+		wantErr  bool
+	}{
+		{name: "small", response: "HTTP/1.1 200 OK\r\nX-Pad: " + strings.Repeat("x", 100) + "\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "over the limit", response: "HTTP/1.1 200 OK\r\nX-Pad: " + strings.Repeat("x", 5000) + "\r\nContent-Length: 2\r\n\r\nok", wantErr: true},
+		{name: "many 1xx under the limit each", response: strings.Repeat("HTTP/1.1 102 Processing\r\nX-Pad: "+strings.Repeat("x", 1000)+"\r\n\r\n", 8) +
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, _ := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) bool {
+				if _, err := http.ReadRequest(br); err != nil {
+					return false
+				}
+				io.WriteString(c, tt.response)
+				return true
+			})
+			h := newH1(t, addr, func(h *h1Transport) { h.maxHeaderBytes = 4096 })
+			n1xx := 0
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				Got1xxResponse: func(int, textproto.MIMEHeader) error { n1xx++; return nil },
+			})
+			code, body, err := send(t, h, newReq(t, http.MethodGet, "http://"+addr+"/", "").WithContext(ctx))
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("got %d %q, want an error", code, body)
+				}
+				return
+			}
+			if err != nil || code != 200 || body != "ok" {
+				t.Fatalf("got %d %q %v", code, body, err)
+			}
+			if want := strings.Count(tt.response, " 102 "); n1xx != want {
+				t.Errorf("%d 1xx responses passed on, want %d", n1xx, want)
+			}
+		})
+	}
+}
