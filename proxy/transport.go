@@ -81,6 +81,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		// Not sent: an idle connection taken now would only be closed.
+		return nil, fmt.Errorf("send request: %w", err)
+	}
 	c, err := t.get(ctx, false)
 	if err != nil {
 		return nil, err

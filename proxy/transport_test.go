@@ -671,3 +671,27 @@ func TestH1ResponseHeaderLimit(t *testing.T) {
 		})
 	}
 }
+
+// A request whose client has already gone takes no idle connection (its
+// context would close it at once): the pool keeps it.
+func TestH1CancelledBeforeSend(t *testing.T) {
+	s, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	h := newH1(t, addrOf(s))
+	if _, _, err := send(t, h, newReq(t, http.MethodGet, s.URL+"/", "")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.RoundTrip(newReq(t, http.MethodGet, s.URL+"/", "").WithContext(ctx)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if n := idleCount(h); n != 1 {
+		t.Errorf("%d idle connections, want 1", n)
+	}
+	if _, _, err := send(t, h, newReq(t, http.MethodGet, s.URL+"/", "")); err != nil {
+		t.Fatal(err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
