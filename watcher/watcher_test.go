@@ -18,10 +18,15 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 
 	"github.com/svcdns/svcdns/catalog"
 	"github.com/svcdns/svcdns/internal/testutil"
 )
+
+// A session's goroutines (event reader, sync, inspects) and timers all end
+// with Run.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // barrierID names a container that never exists. An event for it, once
 // inspected, proves that every event queued before it has been applied: one
