@@ -60,6 +60,10 @@ type mapped struct {
 	name string // displayName, for log lines
 	conv conversion
 	stop stopConfig // how docker stop stops it, for draining
+	// unlisted are the ids of the networks the container has an address
+	// on that the network list it was mapped with lacks: a network created
+	// after that list may span hosts (netlist.go).
+	unlisted []string
 }
 
 // mapContainer applies the label filters and convert. It reads only its
@@ -79,7 +83,26 @@ func mapContainer(resp container.InspectResponse, filters []labelFilter, opt con
 		return m
 	}
 	m.conv = convert(resp, opt)
+	if m.conv.Skip == "" {
+		m.unlisted = unlistedNetworks(m.conv.Record, opt.Networks)
+	}
 	return m
+}
+
+// unlistedNetworks returns the ids of the networks rec's container has
+// an address on that nets lacks, each once.
+func unlistedNetworks(rec catalog.ContainerRecord, nets map[string]*catalog.Network) []string {
+	if rec.Container == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range rec.Container.Addrs {
+		if a.NetworkID == "" || nets[a.NetworkID] != nil || slices.Contains(out, a.NetworkID) {
+			continue
+		}
+		out = append(out, a.NetworkID)
+	}
+	return out
 }
 
 // displayName is the container's name for log lines: its Docker name,

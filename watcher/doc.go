@@ -71,7 +71,8 @@
 // The watcher only reads from Docker (GET /_ping, /containers/json,
 // /containers/{id}/json, /networks, /events), so it runs behind a
 // read-only socket proxy. The network list (at each full sync, and again
-// on a network's create or removal) tells which networks span hosts
-// (scope swarm or global: overlays); addresses on them are marked so, and
-// the networks go to the catalog (catalog.Network).
+// on a network's create or removal; beside the event loop, netlist.go)
+// tells which networks span hosts (scope swarm or global: overlays);
+// addresses on them are marked so, and the networks go to the catalog
+// (catalog.Network).
 package watcher

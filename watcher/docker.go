@@ -187,8 +187,8 @@ type daemon struct {
 	api     dockerAPI
 	filters []labelFilter
 	conv    convertOptions
-	// nets are the host's networks by id, as the last network list gave
-	// them; inspects map containers with them.
+	// nets are the host's networks by id, as the last network list
+	// applied gave them; inspects map containers with them.
 	nets atomic.Pointer[map[string]*catalog.Network]
 }
 
@@ -227,8 +227,8 @@ func (d *daemon) inspect(ctx context.Context, id string) (mapped, error) {
 	return mapped{}, fmt.Errorf("inspect container %s: %w", id, err)
 }
 
-// networks lists the host's networks and keeps them for the inspects
-// that follow.
+// networks lists the host's networks. It changes nothing: the session
+// loop applies the list (useNetworks), in order with the events.
 func (d *daemon) networks(ctx context.Context) ([]catalog.Network, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -236,13 +236,30 @@ func (d *daemon) networks(ctx context.Context) ([]catalog.Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
-	nets := convertNetworks(list)
+	return convertNetworks(list), nil
+}
+
+// useNetworks keeps nets for the inspects that follow.
+func (d *daemon) useNetworks(nets []catalog.Network) {
 	byID := make(map[string]*catalog.Network, len(nets))
 	for i := range nets {
 		byID[nets[i].ID] = &nets[i]
 	}
 	d.nets.Store(&byID)
-	return nets, nil
+}
+
+// listsAny reports whether the networks kept have any of ids.
+func (d *daemon) listsAny(ids []string) bool {
+	nets := d.nets.Load()
+	if nets == nil {
+		return false
+	}
+	for _, id := range ids {
+		if _, ok := (*nets)[id]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // subscribe opens the event stream, replaying from a moment before now

@@ -64,8 +64,12 @@ type engine struct {
 	// Hooks, run inside the calls with mu released.
 	onList         func(n int) error                          // before the n-th list reads the containers; an error fails it
 	beforeInspect  func(ctx context.Context, id string) error // may block, or fail the inspect
-	beforeNetworks func(ctx context.Context) error            // may block, or fail the network list
+	beforeNetworks func(ctx context.Context) error            // before a network list reads the networks; may block, or fail it
 	afterInspect   func(id string)
+	// beforeNetList runs after a network list read the networks, before it
+	// answers: a daemon that holds its answer. It may block, or fail the
+	// list.
+	beforeNetList func(ctx context.Context) error
 }
 
 type fakeStream struct {
@@ -146,17 +150,25 @@ func (e *engine) api() *fakeDocker {
 				}
 			}
 			e.mu.Lock()
-			defer e.mu.Unlock()
 			e.netLists++
+			hook = e.beforeNetList
 			if e.down {
+				e.mu.Unlock()
 				return nil, errDaemonDown
 			}
 			if e.netsErr != nil {
+				defer e.mu.Unlock()
 				return nil, e.netsErr
 			}
 			out := make([]network.Summary, 0, len(e.nets))
 			for _, n := range e.nets {
 				out = append(out, n)
+			}
+			e.mu.Unlock()
+			if hook != nil {
+				if err := hook(ctx); err != nil {
+					return nil, err
+				}
 			}
 			return out, nil
 		},

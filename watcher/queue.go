@@ -36,11 +36,9 @@ import (
 //
 // While a full sync runs beside the session loop (sync.go), the queue
 // numbers every event (seq) and keeps, per container, the number of the
-// last one (touched), and the number of the first network create or
-// removal (netsAt): the sync compares them with the numbers it read
+// last one (touched): the sync compares them with the numbers it read
 // before its list and before each inspect, and leaves to the events every
-// container that had one after the sync read it, and to an inspect of
-// its own every container it read after a network came or went.
+// container that had one after the sync read it.
 //
 // The event reader adds, the session loop takes; every method is safe for
 // concurrent use.
@@ -61,12 +59,12 @@ type queue struct {
 	failures           map[string]int         // failed inspects in a row
 	rechecks           map[string]*time.Timer // ids to inspect again when their drain hold ends
 	netsRetry          *time.Timer            // the network list's retry, while one waits
+	parked             map[string]struct{}    // ids to inspect again once the network lists end (park)
 	closed             bool
 
-	seq     uint64            // events added so far, network creates and removals included
+	seq     uint64            // events added so far
 	touched map[string]uint64 // each container's last event's seq, while a sync tracks; nil otherwise
 	lost    bool              // an overflow forgot or refused an id since track
-	netsAt  uint64            // the seq of the first network create or removal since track; 0 = none
 }
 
 // hint is what an event said about a container that the session acts on
@@ -84,7 +82,7 @@ func newQueue(max int, retryMin, retryMax time.Duration) *queue {
 		max: max, ready: make(chan struct{}, 1),
 		retryMin: retryMin, retryMax: retryMax,
 		retrying: make(map[string]*time.Timer), failures: make(map[string]int),
-		rechecks: make(map[string]*time.Timer),
+		rechecks: make(map[string]*time.Timer), parked: make(map[string]struct{}),
 	}
 }
 
@@ -168,10 +166,6 @@ func (q *queue) signal() {
 func (q *queue) networksChanged() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.seq++
-	if q.touched != nil && q.netsAt == 0 {
-		q.netsAt = q.seq
-	}
 	q.networks = true
 	q.signal()
 }
@@ -202,6 +196,39 @@ func (q *queue) retryNetworks(d time.Duration) {
 	q.netsRetry = t
 }
 
+// networksDue reports whether a network list was asked for and not yet
+// taken (takeNetworks).
+func (q *queue) networksDue() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.networks
+}
+
+// park keeps id out of the queue until unpark: its inspect was mapped
+// with a network list that lacks one of its networks, and a newer list
+// is due. since is the arrival of the events the inspect was for, which
+// stay unwritten.
+func (q *queue) park(id string, since time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pend(id, since)
+	q.parked[id] = struct{}{}
+}
+
+// unpark names every parked id for an inspect: the network lists ended.
+func (q *queue) unpark() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.parked) == 0 {
+		return
+	}
+	for id := range q.parked {
+		q.markDirty(id)
+	}
+	clear(q.parked)
+	q.signal()
+}
+
 // takeNetworks reports, and clears, whether networksChanged was called
 // or a network list's retry came due.
 func (q *queue) takeNetworks() bool {
@@ -228,16 +255,17 @@ func (q *queue) takeHints() (hints []hint, overflow bool) {
 // and its inspect then decides). Handed out before the hint was taken, an
 // inspect could return, and store the container running again, before
 // the hint removed it: a container that restarted at once stayed out of
-// the answers until the next full sync. Nothing either while a network
-// list is due (networksChanged, not yet taken), for the same reason: a
-// container that joins a new network is inspected after the network's
-// create event, and must be mapped with it. The session loop turn that
-// takes the ready token takes both; a turn woken by anything else (an
+// the answers until the next full sync. The session loop turn that takes
+// the ready token takes the hints; a turn woken by anything else (an
 // inspect's result, a sync's end) must not hand out the id first.
+//
+// A network list due or in flight holds back no id: an inspect mapped
+// with a network list that lacks one of the container's networks is not
+// stored while a list is due (park, netlist.go).
 func (q *queue) get() (string, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.order) == 0 || len(q.hints) > 0 || q.networks {
+	if len(q.order) == 0 || len(q.hints) > 0 {
 		return "", false
 	}
 	id := q.order[0]
@@ -348,7 +376,7 @@ func (q *queue) track() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.touched = make(map[string]uint64)
-	q.lost, q.netsAt = false, 0
+	q.lost = false
 	return q.seq
 }
 
@@ -365,14 +393,6 @@ func (q *queue) eventSince(id string, seq uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.touched[id] > seq
-}
-
-// networksChangedBy reports whether a network was created or removed, since
-// track, at or before event number seq.
-func (q *queue) networksChangedBy(seq uint64) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.netsAt != 0 && q.netsAt <= seq
 }
 
 // touchedSince returns the containers that had an event after event
@@ -399,20 +419,7 @@ func (q *queue) touchedSince(seq uint64) []string {
 func (q *queue) requeueLost(ids []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.lost {
-		q.requeueLocked(ids)
-	}
-}
-
-// requeue names ids for an inspect.
-func (q *queue) requeue(ids []string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.requeueLocked(ids)
-}
-
-func (q *queue) requeueLocked(ids []string) {
-	if len(ids) == 0 {
+	if !q.lost {
 		return
 	}
 	for _, id := range ids {
@@ -431,7 +438,7 @@ func (q *queue) untrack() {
 // queueLens are the queue's sizes.
 type queueLens struct {
 	waiting  int  // ids waiting to be handed out
-	pending  int  // ids dirty, processing or waiting for a retry, each once
+	pending  int  // ids dirty, processing, waiting for a retry or parked, each once
 	retrying int  // ids waiting for a retry
 	networks bool // a network list waits for its retry, or is due
 	overflow bool // the queue overflowed, not yet taken
@@ -448,12 +455,23 @@ func (q *queue) lens() queueLens {
 		}
 	}
 	for id := range q.retrying {
-		_, d := q.dirty[id]
-		_, p := q.processing[id]
-		if !d && !p {
-			seen++
+		seen += q.unseen(id)
+	}
+	for id := range q.parked {
+		if _, r := q.retrying[id]; !r {
+			seen += q.unseen(id)
 		}
 	}
 	n.pending = seen
 	return n
+}
+
+// unseen is 1 when id is neither dirty nor processing, else 0. Under q.mu.
+func (q *queue) unseen(id string) int {
+	_, d := q.dirty[id]
+	_, p := q.processing[id]
+	if d || p {
+		return 0
+	}
+	return 1
 }

@@ -11,11 +11,10 @@ import (
 
 // session is one connection: subscribe, then apply events until the
 // stream ends or ctx is done, while full syncs (list, inspect, replace:
-// sync.go) run beside the loop, the first at once. Nothing else ends it:
-// a failed
-// inspect is retried on its own, a failed list is tried again with
-// backoff, and the stream stays. synced reports whether a list was
-// applied. The error is never nil.
+// sync.go) and network lists (netlist.go) run beside the loop, the first
+// sync at once. Nothing else ends it: a failed inspect is retried on its
+// own, a failed list is tried again with backoff, and the stream stays.
+// synced reports whether a list was applied. The error is never nil.
 func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	q := newQueue(w.tunables.maxQueue, w.tunables.retryMin, w.tunables.retryMax)
@@ -43,8 +42,9 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 
 	rs := newResync(w.resync, w.tunables.retryMin, w.tunables.retryMax)
 	defer rs.stop()
+	nl := newNetLister(w.docker.networks, &wg)
 	syncDone := make(chan syncRun, 1) // one sync at a time: its send never blocks
-	w.startSync(ctx, q, rs, &wg, syncDone)
+	w.startSync(ctx, rs, nl)
 	for {
 		select {
 		case <-ctx.Done():
@@ -55,18 +55,24 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 			}
 			return synced, fmt.Errorf("docker event stream: %w", err)
 		case <-rs.timer.C:
-			w.startSync(ctx, q, rs, &wg, syncDone)
+			w.startSync(ctx, rs, nl)
+		case res := <-nl.done:
+			remap := w.finishNetworks(ctx, q, nl, res)
+			switch {
+			case rs.netsFor != 0:
+				// A sync waits for a list: it maps every container with
+				// the newest.
+				w.readSyncAfter(ctx, q, rs, res.n, &wg, syncDone)
+			case remap:
+				rs.soon(syncNetworks) // containers mapped while the list failed
+			}
 		case run := <-syncDone:
-			synced = w.finishSync(ctx, q, st, rs, run) || synced
+			synced = w.finishSync(ctx, q, st, rs, run, w.listing(q, nl)) || synced
 		case res := <-ref.done:
-			w.finishAll(ctx, q, ref, st, res)
+			w.finishAll(ctx, q, ref, st, res, w.listing(q, nl))
 		case <-q.ready:
 			if q.takeNetworks() {
-				// Before this turn's inspects: a container that joins a new
-				// network is inspected after the network's create event.
-				if w.refreshNetworks(ctx, q) {
-					rs.soon(syncNetworks) // containers mapped while the list failed
-				}
+				nl.request(ctx)
 			}
 			hints, overflow := q.takeHints()
 			if overflow {
@@ -92,26 +98,35 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 		// The end of a turn: what it found goes to the catalog in one write.
 		st.flush()
 		lens := w.publishPending(q, st)
-		w.syncing.Store(rs.running || rs.due || lens.overflow)
-		w.endpoint.settle(lens.pending > 0 || lens.networks || rs.failures > 0 || rs.running)
+		w.syncing.Store(rs.running || rs.due || lens.overflow || nl.inFlight)
+		w.endpoint.settle(lens.pending > 0 || lens.networks || nl.inFlight || rs.failures > 0 || rs.running)
 		ref.dispatch(ctx)
 	}
 }
 
-// startSync starts the full sync that rs has due: the network list here,
-// before the inspects, which map containers with them; the list and the
-// inspects on a goroutine of its own (readSync), so that the loop goes on
-// applying events meanwhile; finishSync gets the result from done.
-func (w *Watcher) startSync(ctx context.Context, q *queue, rs *resync, wg *sync.WaitGroup, done chan<- syncRun) {
+// startSync starts the full sync that rs has due with a network list,
+// which the sync's inspects map containers with; readSyncAfter starts
+// the rest once the list is applied.
+func (w *Watcher) startSync(ctx context.Context, rs *resync, nl *netLister) {
 	if rs.running {
 		return // finishSync starts the one asked for meanwhile
 	}
-	run := syncRun{reason: rs.reason, began: time.Now()}
 	rs.running, rs.due = true, false
-	// Tracked from before the network list: a network event that comes
-	// while it runs may be one the list missed (applySync).
+	rs.run = syncRun{reason: rs.reason, began: time.Now()}
+	rs.netsFor = nl.request(ctx)
+}
+
+// readSyncAfter starts the container list and the inspects of the sync
+// under way, if it waits for network list n (or an earlier one), on a
+// goroutine of its own (readSync), so that the loop goes on applying
+// events meanwhile; finishSync gets the result from done.
+func (w *Watcher) readSyncAfter(ctx context.Context, q *queue, rs *resync, n uint64, wg *sync.WaitGroup, done chan<- syncRun) {
+	if rs.netsFor == 0 || n < rs.netsFor {
+		return
+	}
+	rs.netsFor = 0
+	run := rs.run
 	run.listedAt = q.track()
-	w.refreshNetworks(ctx, q)
 	wg.Go(func() { done <- w.readSync(ctx, q, run) })
 }
 
@@ -119,7 +134,7 @@ func (w *Watcher) startSync(ctx context.Context, q *queue, rs *resync, wg *sync.
 // periodic one after a success, the same one after a backoff when the list
 // failed, at once when one was asked for while it ran. ok reports a
 // success.
-func (w *Watcher) finishSync(ctx context.Context, q *queue, st *store, rs *resync, run syncRun) (ok bool) {
+func (w *Watcher) finishSync(ctx context.Context, q *queue, st *store, rs *resync, run syncRun, listing bool) (ok bool) {
 	defer q.untrack()
 	rs.running = false
 	if ctx.Err() != nil {
@@ -131,7 +146,7 @@ func (w *Watcher) finishSync(ctx context.Context, q *queue, st *store, rs *resyn
 		err    = run.err
 	)
 	if err == nil {
-		res, failed, err = w.applySync(q, st, run)
+		res, failed, err = w.applySync(q, st, run, listing)
 	}
 	if err != nil {
 		d := rs.failed()
@@ -159,6 +174,8 @@ type resync struct {
 	reason   string        // of the sync due, or running
 	failures int           // lists failed in a row
 	running  bool          // a sync is under way; the timer is stopped meanwhile
+	netsFor  uint64        // the network list the sync under way waits for before it reads; 0 once it reads
+	run      syncRun       // the sync under way, while it waits for netsFor
 	due      bool          // a sync was asked for at once (soon), not yet started
 	again    string        // the reason of a sync asked for while one ran; "" for none
 }
@@ -238,10 +255,10 @@ func (w *Watcher) readEvents(ctx context.Context, s *eventStream, q *queue) erro
 
 // finishAll handles res and every other result already waiting, so that
 // their writes go to the catalog together.
-func (w *Watcher) finishAll(ctx context.Context, q *queue, ref *refresher, st *store, res inspectResult) {
+func (w *Watcher) finishAll(ctx context.Context, q *queue, ref *refresher, st *store, res inspectResult, listing bool) {
 	for {
 		if ref.finish(&res) {
-			w.refreshed(ctx, q, st, res)
+			w.refreshed(ctx, q, st, res, listing)
 		}
 		select {
 		case res = <-ref.done:
@@ -254,9 +271,14 @@ func (w *Watcher) finishAll(ctx context.Context, q *queue, ref *refresher, st *s
 // refreshed stages what an inspect after an event found: the container
 // and its instances, or its removal. A failed inspect is that container's
 // problem: it is retried after a backoff, and the catalog keeps what it has
-// for it meanwhile.
-func (w *Watcher) refreshed(ctx context.Context, q *queue, st *store, res inspectResult) {
+// for it meanwhile. So does one mapped with a network list that lacks one
+// of the container's networks while a newer one is due (listing) or was
+// applied since: the container is inspected again after it (netlist.go).
+func (w *Watcher) refreshed(ctx context.Context, q *queue, st *store, res inspectResult, listing bool) {
 	switch {
+	case res.err == nil && w.needsNetworks(res.m, listing):
+		q.forget(res.id)
+		w.park(q, res.id, res.since, listing)
 	case res.err == nil:
 		q.forget(res.id)
 		st.put(res.id, res.m, res.since)

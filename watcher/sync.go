@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 )
@@ -21,8 +20,9 @@ const (
 // catalog equal to what it found, in one transaction. It runs in two
 // halves so that events go on being applied while its inspects wait on the
 // daemon (up to callTimeout each): readSync makes the Docker calls, on a
-// goroutine of its own beside the session loop; applySync writes, on the
-// loop, the only writer of containers.
+// goroutine of its own beside the session loop, once the network list the
+// sync asked for has ended (netlist.go); applySync writes, on the loop,
+// the only writer of containers.
 //
 // Why an event wins over the sync: the queue numbers events (queue.track),
 // and the sync notes the number of the last one before its list and before
@@ -36,14 +36,15 @@ const (
 // may be lost: those containers are queued again, and the overflow's own
 // sync follows this one.
 //
-// Why a network created (or removed) during the sync matters: the sync
-// maps each container with the networks listed when its inspect returns,
-// and the loop lists them again only after the network's event. A
-// container that joined the new network before the sync inspected it
-// (its connect event is then older than the read) would be written as on
-// a local network while it is on an overlay, until its next event. Every
-// container the sync read after a network event is therefore inspected
-// again, as events' inspects are: after the networks are listed.
+// Why a network created during the sync matters: the sync maps each
+// container with the networks listed when its inspect returns. A
+// container that joined the new network before the sync inspected it (its
+// connect event is then older than the read) would be written as on a
+// local network while it is on an overlay, until its next event. A read
+// mapped with a network list that lacks one of the container's networks
+// is therefore not written while a newer list is due, or once one that
+// has it was applied: the container is inspected again after the list
+// (needsNetworks, netlist.go), as events' inspects are.
 //
 // A sync keeps its progress when inspects fail: the containers it
 // inspected are written, the ones it could not inspect keep what the
@@ -92,23 +93,26 @@ func (w *Watcher) readSync(ctx context.Context, q *queue, run syncRun) syncRun {
 // applySync writes what run read, on the session loop: the catalog's
 // Docker containers become the inspected ones, but for those an event
 // named after the sync read them (they keep what the events made of
-// them) and those whose inspect failed (they keep what the catalog has,
-// and are retried). The turn's staged writes go first.
-func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult, failed int, err error) {
+// them), those whose inspect failed (they keep what the catalog has,
+// and are retried) and those mapped with a network list that lacks one
+// of their networks while a newer one is due (they keep it too, and are
+// parked: netlist.go). The turn's staged writes go first.
+func (w *Watcher) applySync(q *queue, st *store, run syncRun, listing bool) (res replaceResult, failed int, err error) {
 	st.flush()
 	var (
 		inspected []mapped
 		keep      []string // the catalog's record, if any, stays
 		evented   []string // in keep for an event
-		remap     []string // in keep, read after a network came or went
 		retry     []string
+		parked    []string
 	)
 	for _, r := range run.reads {
 		switch {
 		case q.eventSince(r.id, r.at):
 			evented = append(evented, r.id) // its events' inspect reads newer state
-		case r.err == nil && q.networksChangedBy(r.at):
-			remap = append(remap, r.id) // maybe mapped with the networks before
+		case r.err == nil && w.needsNetworks(r.m, listing):
+			keep = append(keep, r.id)
+			parked = append(parked, r.id)
 		case r.err == nil:
 			inspected = append(inspected, r.m)
 		case errors.Is(r.err, errGone):
@@ -124,7 +128,6 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 		}
 	}
 	keep = append(keep, evented...)
-	keep = append(keep, remap...)
 	res, err = st.replace(inspected, keep, run.reason)
 	if err != nil {
 		return replaceResult{}, 0, err
@@ -132,7 +135,9 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 	for _, id := range retry {
 		q.retry(id, time.Time{})
 	}
-	q.requeue(remap)
+	for _, id := range parked {
+		w.park(q, id, time.Time{}, listing)
+	}
 	// An event an overflow refused is inspected by no one: these are.
 	q.requeueLost(evented)
 	// Held containers are looked at again when their hold ends, also those
@@ -141,62 +146,6 @@ func (w *Watcher) applySync(q *queue, st *store, run syncRun) (res replaceResult
 		q.recheck(id, d)
 	}
 	return res, len(retry), nil
-}
-
-// refreshNetworks lists the host's networks, for the inspects that follow,
-// and writes them to the catalog. A failed list fails no sync and keeps
-// the networks known before. A refused, dropped, timed-out or 5xx list is
-// the endpoint struggling: told by its two lines (endpoint) and retried
-// through q with backoff, like a failed inspect. Any other failure (a
-// read-only socket proxy that does not allow /networks answers 403:
-// containers on networks that span hosts are then answered as on local
-// ones) is logged once until a list works again, and tried again at the
-// next full sync or network event.
-//
-// remap reports a list that worked after a failed one and changed which
-// networks span hosts: the containers inspected meanwhile were mapped
-// with the networks known before, and want a full sync.
-func (w *Watcher) refreshNetworks(ctx context.Context, q *queue) (remap bool) {
-	nets, err := w.docker.networks(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false
-		}
-		if f := classify(err); f.overloaded() {
-			w.endpoint.failed(f)
-			w.netsRetries++
-			d := backoff(w.netsRetries, w.tunables.retryMin, w.tunables.retryMax)
-			q.retryNetworks(d)
-			w.log.Debug("docker network list failed, retrying; the networks listed before are kept", "delay", d.Round(time.Millisecond), "err", err)
-			return false
-		}
-		if !w.netsFailing {
-			w.log.Warn("docker network list failed: containers on networks that span hosts (overlays) are answered as on local ones until it works", "err", err)
-		}
-		w.netsFailing = true
-		return false
-	}
-	w.endpoint.succeeded()
-	failedBefore := w.netsFailing || w.netsRetries > 0
-	w.netsFailing, w.netsRetries = false, 0
-	var spanning []string
-	for _, n := range nets {
-		if n.SpansHosts {
-			spanning = append(spanning, n.Name)
-		}
-	}
-	slices.Sort(spanning)
-	level := slog.LevelDebug
-	if !slices.Equal(spanning, w.spanning) {
-		level = slog.LevelInfo
-		w.spanning = spanning
-		remap = failedBefore
-	}
-	w.log.Log(ctx, level, "docker networks listed", "networks", len(nets), "spanning_hosts", spanning)
-	if _, err := w.store.cat.ReplaceNetworks(nets); err != nil {
-		w.log.Error("store docker networks", "err", err) // convertNetworks keeps out what the catalog refuses
-	}
-	return remap
 }
 
 // synced records a full sync in the metrics, the status and the log.

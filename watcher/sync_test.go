@@ -378,9 +378,10 @@ func TestSyncEventsInterleaved(t *testing.T) {
 // TestSyncNetworkCreatedDuringSync: a network is created while a full sync
 // runs (during its inspects, or while it lists the networks) and a
 // container joins it; the sync inspects the container after the join,
-// but maps it with the networks listed before (the loop is still listing
-// them). That read is not written: the container's own inspect, after the
-// new list, says it is on a network that spans hosts, and stays.
+// but maps it with the networks listed before (the next network list is
+// still under way). That read is not written: the container's own
+// inspect, after the new list, says it is on a network that spans hosts,
+// and stays.
 func TestSyncNetworkCreatedDuringSync(t *testing.T) {
 	for _, during := range []string{"inspects", "network list"} {
 		t.Run(during, func(t *testing.T) {
@@ -434,7 +435,7 @@ func TestSyncNetworkCreatedDuringSync(t *testing.T) {
 				h.e.addNetwork(ov2ID, "ov2", "overlay", "swarm", "10.0.10.0/24")
 				create()
 			}
-			<-held // the loop's list after the create event
+			<-held // the list after the create event
 			if during == "inspects" {
 				join()
 				close(listed) // the sync lists and inspects db now, after the join

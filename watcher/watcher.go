@@ -126,9 +126,10 @@ type Watcher struct {
 	// stored.
 	pending  atomic.Int64
 	retrying atomic.Int64 // Status().RetriesPending
-	// syncing is whether a full sync is under way or due, or the queue
-	// overflowed (a sync follows); published at the end of each loop
-	// turn, for tests that wait until the watcher has settled.
+	// syncing is whether a full sync is under way or due, the queue
+	// overflowed (a sync follows), or a network list is in flight;
+	// published at the end of each loop turn, for tests that wait until
+	// the watcher has settled.
 	syncing atomic.Bool
 	ready   atomic.Bool // Status().Synced, without the lock
 

@@ -837,7 +837,7 @@ func BenchmarkFullSync(b *testing.B) {
 		if run.err != nil {
 			b.Fatal(run.err)
 		}
-		if _, _, err := w.applySync(q, w.store, run); err != nil {
+		if _, _, err := w.applySync(q, w.store, run, false); err != nil {
 			b.Fatal(err)
 		}
 		q.untrack()
