@@ -35,6 +35,9 @@ type Cluster struct {
 	leaveTimeout      time.Duration
 
 	nameTaken chan struct{} // closed when a live node has our name
+	claim     claim         // what joins were told of our name
+	logged    logOnce       // claimants' refusals logged, by name and address
+	timing    Timing        // memberlist's timings in effect
 	takenOnce sync.Once
 	shutOnce  sync.Once
 	shut      chan struct{}
@@ -80,6 +83,7 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 	mc.Transport = c.tr
+	c.timing = Timing{ProbeInterval: mc.ProbeInterval, SuspicionMult: mc.SuspicionMult, DeadNodeReclaimTime: mc.DeadNodeReclaimTime}
 	c.gapWait = 5 * mc.GossipInterval
 	c.directMax = mc.UDPBufferSize - directOverhead - labelOverhead(mc.Label)
 	c.leaveTimeout = 5 * time.Second
@@ -316,13 +320,25 @@ func stateName(s memberlist.NodeStateType) string {
 // nodes after GossipToTheDeadTime, so the two sides of a long cut would
 // never meet again on their own.
 func (c *Cluster) joinLoop(ctx context.Context) {
-	if len(c.cfg.Join) > 0 {
+	if len(c.cfg.Join) == 0 {
+		c.claim.joined() // the first node: the others join it
+	} else {
 		delay := min(c.cfg.Rejoin/10, time.Second)
 		for attempt := 1; ; attempt++ {
+			start := time.Now()
 			n, err := c.join(c.cfg.Join)
 			if n > 0 {
+				c.claim.joined()
 				c.cfg.Logger.Info("cluster: joined", "contacted", n, "members", c.ml.NumMembers())
 				break
+			}
+			if c.checkClaim(start, attempt) {
+				// Refused for the name: the peers answer, and
+				// the name may be free in a probe interval.
+				if !sleep(ctx, c.timing.ProbeInterval) {
+					return
+				}
+				continue
 			}
 			c.cfg.Logger.Warn("cluster: join failed, retrying", "join", c.cfg.Join, "attempt", attempt, "retry_in", delay, "err", oneLine(err))
 			if !sleep(ctx, delay) {

@@ -37,7 +37,8 @@ var _ Store = (*catalog.Catalog)(nil)
 // BindAddr and Store is a usable default.
 type Config struct {
 	// Node is this node's name, unique in the cluster: the owner of its
-	// records. A live node with the same name makes Run return ErrNameTaken.
+	// records. A live node with the same name makes Run return
+	// ErrNameTaken (after a wait: see claim.go).
 	Node string
 	// BindAddr is the gossip address, host:port, UDP and TCP both. Port 0
 	// picks a free port (Addr tells which).
@@ -89,8 +90,9 @@ type Timing struct {
 	GossipToTheDeadTime time.Duration // [30s]
 	TCPTimeout          time.Duration // [10s]
 	// DeadNodeReclaimTime lets a node that was declared dead come back
-	// under its name from another address after this long [30s here; 0
-	// in memberlist: never].
+	// under its name from another address after this long [5 probe
+	// intervals: 5s; 0 in memberlist: only once the dead node is
+	// forgotten, GossipToTheDeadTime later]. See defaultReclaimProbes.
 	DeadNodeReclaimTime time.Duration
 	// LeaveTimeout bounds the wait for a graceful leave to spread [5s].
 	LeaveTimeout time.Duration
@@ -192,6 +194,18 @@ func (cfg *Config) memberlistConfig(d *delegate, logw io.Writer) (*memberlist.Co
 	return mc, nil
 }
 
+// defaultReclaimProbes is the default DeadNodeReclaimTime in probe
+// intervals. It is what a node restarted on a new address waits after its
+// old self is declared dead, so short; what it must outlast is a live
+// node's refutation of a death it was wrongly declared: memberlist goes on
+// gossiping to a dead node for GossipToTheDeadTime (30 s), so a node back
+// from a cut hears of its death and refutes it within a gossip round or
+// two, far under 5 probe intervals. Only a dead node's name is ever
+// reclaimed (memberlist's aliveNode), never a live or suspect one's; and
+// memberlist forgets a dead node, name and all, after GossipToTheDeadTime
+// whatever this is.
+const defaultReclaimProbes = 5
+
 // DefaultSuspicionMult replaces memberlist's LAN default of 4. With 4 a
 // node killed in a 100-node cluster stayed in the answers 10.2-11.0 s
 // (bench/cluster), over the 10 s svcdns aims for; with 3 it was gone in
@@ -221,7 +235,7 @@ func (t Timing) apply(mc *memberlist.Config) {
 	setDur(&mc.PushPullInterval, t.PushPullInterval)
 	setDur(&mc.GossipToTheDeadTime, t.GossipToTheDeadTime)
 	setDur(&mc.TCPTimeout, t.TCPTimeout)
-	mc.DeadNodeReclaimTime = 30 * time.Second
+	mc.DeadNodeReclaimTime = defaultReclaimProbes * mc.ProbeInterval
 	setDur(&mc.DeadNodeReclaimTime, t.DeadNodeReclaimTime)
 	if mc.ProbeTimeout >= mc.ProbeInterval {
 		mc.ProbeTimeout = mc.ProbeInterval / 2

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -89,43 +90,87 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.c.inbox.push(event{kind: evDown, name: n.Name}, false)
 }
 
-// NotifyConflict: a node claims a live member's name from another address;
-// memberlist ignores it.
+// NotifyConflict: memberlist ignored a node claiming a known node's name
+// from another address. For this node's own name, another node claims
+// it; for a peer's, the claimant is refused while the holder is live,
+// and takes the name over once the holder has been dead
+// DeadNodeReclaimTime (a node restarted on a new address). Called under
+// memberlist's node lock: it only reads what the holder holds.
 func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
-	d.c.cfg.Logger.Error("cluster: refused a node with a taken name", "node", existing.Name,
-		"holder", nodeAddr(existing), "claimant", nodeAddr(other))
+	c := d.c
+	holder, claimant := nodeAddr(existing), nodeAddr(other)
+	if !c.logged.due("conflict "+existing.Name+"@"+claimant.String(), logClaimEvery, time.Now()) {
+		return
+	}
+	switch {
+	case existing.Name == c.cfg.Node:
+		c.cfg.Logger.Error("cluster: another node claims this node's name", "node", existing.Name,
+			"holder", holder, "claimant", claimant)
+	case len(c.h.liveAddrs([]string{existing.Name})) > 0:
+		c.cfg.Logger.Error("cluster: refused a node with a taken name", "node", existing.Name,
+			"holder", holder, "claimant", claimant)
+	default:
+		c.cfg.Logger.Info("cluster: a node claims a dead node's name, to take it over once reclaimable",
+			"node", existing.Name, "holder", holder, "claimant", claimant, "reclaimable_after", c.timing.DeadNodeReclaimTime)
+	}
 }
 
-// NotifyMerge refuses a push/pull that would merge two live nodes of one
-// name: on the joining node (its own name is live elsewhere: Run returns
-// ErrNameTaken) and on the node it joins through.
+// logClaimEvery is how often a peer logs one claimant's refusal: the
+// claimant asks again every probe interval while it waits.
+const logClaimEvery = time.Minute
+
+// NotifyMerge refuses a join's push/pull that would merge two nodes of
+// one name, on both sides. The joining node refuses a peer that holds its
+// name at another address (alive, suspect, or dead but not yet forgotten):
+// claim records it, and the join loop asks again until the name is
+// reclaimed or, the holder still alive after nameWait, gives up (Run
+// returns ErrNameTaken). Once joined, a node refuses and logs a state
+// that names another node of its name. The node joined through refuses
+// a claimant of a name it holds live at another address.
 func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 	c := d.c
 	self := c.Addr()
 	names := make([]string, len(peers))
+	members := 0
 	for k, p := range peers {
 		names[k] = p.Name
+		if isLive(p.State) {
+			members++
+		}
 	}
 	live := c.h.liveAddrs(names)
 	for _, p := range peers {
-		if p.State != memberlist.StateAlive && p.State != memberlist.StateSuspect {
-			continue
-		}
 		addr := nodeAddr(p)
 		if p.Name == c.cfg.Node {
-			if addr == self {
+			if addr == self || p.State == memberlist.StateLeft {
 				continue
 			}
-			c.cfg.Logger.Error("cluster: node name taken", "node", p.Name, "holder", addr, "self", self)
-			c.takenOnce.Do(func() { close(c.nameTaken) })
-			return fmt.Errorf("node name %s is taken by %s", p.Name, addr)
+			// A dead holder is refused too: the peer takes the name
+			// from it only after DeadNodeReclaimTime, and a join
+			// merged before that would leave this node a member of a
+			// cluster that does not hold it.
+			if !c.claim.refused(addr, isLive(p.State), members, time.Now()) &&
+				c.logged.due("claim "+addr.String(), logClaimEvery, time.Now()) {
+				c.cfg.Logger.Error("cluster: another node claims this node's name", "node", p.Name,
+					"claimant", addr, "state", stateName(p.State))
+			}
+			return errNameHeld(p.Name, addr, isLive(p.State))
+		}
+		if !isLive(p.State) {
+			continue
 		}
 		if held, ok := live[p.Name]; ok && held != addr {
-			c.cfg.Logger.Error("cluster: refused a node with a taken name", "node", p.Name, "holder", held, "claimant", addr)
+			if c.logged.due("merge "+p.Name+"@"+addr.String(), logClaimEvery, time.Now()) {
+				c.cfg.Logger.Error("cluster: refused a node with a taken name", "node", p.Name, "holder", held, "claimant", addr)
+			}
 			return fmt.Errorf("node name %s is taken by %s", p.Name, held)
 		}
 	}
 	return nil
+}
+
+func isLive(s memberlist.NodeStateType) bool {
+	return s == memberlist.StateAlive || s == memberlist.StateSuspect
 }
 
 // NotifyAlive refuses a peer whose name cannot be a DNS label.

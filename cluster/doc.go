@@ -97,15 +97,23 @@
 //	go c.Run(ctx)         // joins (retrying), spreads and applies changes; leaves when ctx ends
 //
 // Run returns nil after ctx ends (it leaves gracefully, then shuts
-// memberlist down), or ErrNameTaken when another live node already has
-// Config.Node: the refused node stops (svcdns exits 1 with one line), and
-// the node holding the name logs "cluster: refused a node with a taken name"
-// with the name and both addresses. The joining side logs "cluster: node
-// name taken". A node with a wrong key is not refused by name, since
-// nothing it sends can be read: both sides log "cluster: gossip not
-// decryptable with our key" (with the peer address when known), the join
-// is retried with backoff, the node stays alone, and nobody's data
-// changes.
+// memberlist down), or ErrNameTaken when another live node holds
+// Config.Node. A node refused for its name at join (a peer holds it at
+// another address) does not stop at once: it may be itself restarted on a
+// new address before its old self was declared dead. It joins again every
+// probe interval, logging "cluster: node name held by another address"
+// with the holder, until the holder is declared dead and has been for
+// DeadNodeReclaimTime (memberlist then gives the name to its claimant;
+// only a dead node's), and gives up with ErrNameTaken (svcdns exits 1 with
+// one line; "cluster: node name taken") only when the holder is still
+// alive after longer than a gone node takes to be declared dead (see
+// claim.go). The nodes it tries log "cluster: refused a node with a taken
+// name" with the name and both addresses. Once joined, a node keeps its
+// name: a state naming another holder is refused and logged. A node with
+// a wrong key is not refused by name, since nothing it sends can be read:
+// both sides log "cluster: gossip not decryptable with our key" (with the
+// peer address when known), the join is retried with backoff, the node
+// stays alone, and nobody's data changes.
 //
 // Shutdown stops a node without leaving (peers then see it fail, like a
 // killed process); Leave announces a graceful leave first.

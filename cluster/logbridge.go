@@ -17,7 +17,8 @@ const keyMismatchMsg = "cluster: gossip not decryptable with our key (check --cl
 // logBridge turns memberlist's log lines ("[ERR] memberlist: ...") into
 // slog records at the matching level. Lines saying a peer's gossip could
 // not be decrypted become keyMismatchMsg, at most once a minute per peer
-// host; those of a failed join are left to Cluster.join, which logs them.
+// host; those of a failed join are left to Cluster.join, which logs them,
+// and those of a name conflict, at debug level, to the delegate.
 type logBridge struct {
 	log *slog.Logger
 
@@ -63,6 +64,12 @@ func (b *logBridge) line(s string) {
 	if strings.Contains(s, "use of closed network connection") {
 		level = slog.LevelDebug // shutting down
 	}
+	if isNameText(s) {
+		// The delegate logs a name conflict (NotifyMerge,
+		// NotifyConflict), once a minute per claimant: a node
+		// restarted on a new address asks every probe interval.
+		level = slog.LevelDebug
+	}
 	b.log.Log(context.Background(), level, s, "from", "memberlist")
 }
 
@@ -96,6 +103,11 @@ func isKeyText(s string) bool {
 		}
 	}
 	return false
+}
+
+func isNameText(s string) bool {
+	return strings.Contains(s, "Conflicting address for") ||
+		(strings.Contains(s, "Failed push/pull merge") && strings.Contains(s, "node name "))
 }
 
 func isKeyError(err error) bool { return err != nil && isKeyText(err.Error()) }

@@ -30,6 +30,15 @@ func TestLogBridge(t *testing.T) {
 				"level=DEBUG msg=\"memberlist: marking n2 as failed\"",
 				"level=DEBUG msg=\"memberlist: stream connection from=127.0.0.1:4000\"",
 			}},
+		{name: "a name conflict is the delegate's to log",
+			lines: []string{
+				"2026/12/01 00:37:16 [ERR] memberlist: Conflicting address for n2. Mine: 127.0.0.1:4000 Theirs: 127.0.0.1:4001 Old state: 2",
+				"2026/12/01 00:37:16 [WARN] memberlist: Failed push/pull merge: node name n2 is taken by 127.0.0.1:4000 from=127.0.0.1:51466",
+			},
+			want: []string{
+				"level=DEBUG msg=\"memberlist: Conflicting address for n2.",
+				"level=DEBUG msg=\"memberlist: Failed push/pull merge: node name n2",
+			}},
 		{name: "a failed join is left to Cluster.join",
 			lines: []string{"2026/12/01 00:37:16 [DEBUG] memberlist: failed to join 127.0.0.1:17301: no installed keys could decrypt the message"}},
 		{name: "a peer's joins from new ports: one line",

@@ -71,6 +71,12 @@ func TestClusterNames(t *testing.T) {
 		{name: "an unknown node", client: loopback, qname: "n3.node.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa}},
 		{name: "the node branch", client: loopback, qname: "node.local.", qtype: dns.TypeA, ns: []string{soa}},
 		{name: "four labels under container", client: loopback, qname: "a.books-1.n2.container.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa}},
+		// PTR gives the name SRV targets give, which every node
+		// answers with the same instance.
+		{name: "PTR: a local container's address names the node", client: loopback, qname: "2.0.17.172.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"2.0.17.172.in-addr.arpa. 5 IN PTR books-1.n1.container.local."}},
+		{name: "PTR: a local API instance's address names the node", client: loopback, qname: "1.0.9.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"1.0.9.10.in-addr.arpa. 5 IN PTR api-1.n1.container.local."}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +95,8 @@ func TestClusterNames(t *testing.T) {
 			extra:  []string{"api-1.container.local. 5 IN A 10.9.0.1"}},
 		{name: "alone: no name under its own", client: loopback, qname: "api-1.n1.container.local.", qtype: dns.TypeA,
 			rcode: dns.RcodeNameError, ns: []string{soa}},
+		{name: "alone: PTR of a container", client: loopback, qname: "2.0.17.172.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"2.0.17.172.in-addr.arpa. 5 IN PTR books-1.container.local."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkResponse(t, tc, serveDNS(t, alone, newQuery(tc.qname, tc.qtype, 0), tc.client, false))

@@ -436,15 +436,21 @@ func (h *Handler) addrAnswer(owner string, qtype uint16, addrs []netip.Addr) (re
 	return res, nil
 }
 
-// srvTarget is the SRV target of inst under container.<zone>: its
-// container's target, qualified with this node's name for this node's own
-// instances in a cluster, as the peers' are with theirs (the cluster
-// package writes them so).
+// srvTarget is the SRV target of inst under container.<zone>.
 func (h *Handler) srvTarget(inst *catalog.Instance) string {
-	if h.cluster && inst.Node == h.node {
-		return inst.Target + "." + h.node
+	return h.qualified(inst.Target, inst.Node)
+}
+
+// qualified is the name under container.<zone> of a container whose
+// target is target and owner node: the target, qualified with this
+// node's name for this node's own containers in a cluster, as the peers'
+// are with theirs (the cluster package writes them so). SRV targets and
+// PTR answers both use it, so either names one instance on every node.
+func (h *Handler) qualified(target, node string) string {
+	if h.cluster && node == h.node {
+		return target + "." + h.node
 	}
-	return inst.Target
+	return target
 }
 
 // containers finds the answered containers a <label>.container.<zone> name
@@ -478,7 +484,8 @@ func (h *Handler) containers(label string) ([]*catalog.Container, error) {
 	return out, nil
 }
 
-// reverse answers PTR for an address of a known container.
+// reverse answers PTR for an address of a known container: the name its
+// SRV targets give it.
 func (h *Handler) reverse(owner string, addr netip.Addr, qtype uint16) (result, error) {
 	ctrs, err := h.cat.ContainersByAddr(addr)
 	if err != nil {
@@ -489,7 +496,7 @@ func (h *Handler) reverse(owner string, addr netip.Addr, qtype uint16) (result, 
 		if !c.Passing {
 			continue
 		}
-		target := c.Target + "." + labelContainer + "." + h.zone
+		target := h.qualified(c.Target, c.Node) + "." + labelContainer + "." + h.zone
 		if qtype == dns.TypePTR || qtype == dns.TypeANY {
 			res.answer = append(res.answer, ptrRR(owner, target, h.ttl))
 		}

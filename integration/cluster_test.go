@@ -353,14 +353,21 @@ func TestClusterTakenNameRefused(t *testing.T) {
 
 	runOn(t, "n2bis", "name-x1")
 	dup := startNode(t, cn, nodeSpec{Name: "n2", Host: "n2bis", IPNum: 21, Key: key, Join: []string{nodes[0].Addr()}, NoWait: true})
-	eventually(t, 30*time.Second, "the second n2 exits", func() error {
+	// The second n2 waits, as a restarted n2 on a new address would,
+	// for the holder to be declared dead: with three members, 5 probe
+	// intervals and the longest suspicion (6 x 3 s) = 23 s (README).
+	took := eventually(t, 60*time.Second, "the second n2 exits", func() error {
 		if dup.Running(t) {
 			return fmt.Errorf("still running")
 		}
 		return nil
 	})
+	t.Logf("the second n2 exited %v after it started", took.Round(time.Millisecond))
 	if code := mustDocker(t, "inspect", "--format", "{{.State.ExitCode}}", namePrefix+dup.Ctr); code != "1" {
 		t.Errorf("the second n2 exited with %s, want 1", code)
+	}
+	if l := logWith(dup.Log(), "name held by another address"); !strings.Contains(l, nodes[1].IP) {
+		t.Errorf("the second n2 did not log that it waits for the holder %s:\n%s", nodes[1].IP, dup.Log())
 	}
 	if l := logWith(dup.Log(), "name taken"); l == "" {
 		t.Errorf("the second n2 did not log that its name is taken:\n%s", dup.Log())
