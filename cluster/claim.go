@@ -21,13 +21,16 @@ import (
 // the holder alive after longer than a gone node takes to be declared
 // dead (nameWait). A second live node with the same name is refused that
 // way; a restarted one is back a reclaim time after its old self is
-// declared dead.
+// declared dead. Serf settles a conflict by asking every member whom it
+// holds and shutting the minority down; here the nodes already agree on
+// one holder (memberlist's view), so the node that has not joined yields
+// and a joined node keeps its name.
 
 // claim is what join attempts were told of this node's name: the latest
 // refusal, and since when a live holder has refused it. Once the node has
 // joined (or is the first node, joining nobody) the name is its own: a
-// peer's state naming another holder is then another node's claim, logged
-// and refused, never a reason to stop.
+// peer's state naming another live holder is then another node's claim,
+// logged and refused, never a reason to stop.
 type claim struct {
 	mu        sync.Mutex
 	own       bool           // joined: the name is this node's

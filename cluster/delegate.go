@@ -145,16 +145,21 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 			if addr == self || p.State == memberlist.StateLeft {
 				continue
 			}
-			// A dead holder is refused too: the peer takes the name
-			// from it only after DeadNodeReclaimTime, and a join
-			// merged before that would leave this node a member of a
-			// cluster that does not hold it.
-			if !c.claim.refused(addr, isLive(p.State), members, time.Now()) &&
-				c.logged.due("claim "+addr.String(), logClaimEvery, time.Now()) {
-				c.cfg.Logger.Error("cluster: another node claims this node's name", "node", p.Name,
-					"claimant", addr, "state", stateName(p.State))
+			// Before this node has joined, a dead holder is refused
+			// too: the peer takes the name from it only after
+			// DeadNodeReclaimTime, and a join merged before that
+			// would leave this node a member of a cluster that does
+			// not hold it.
+			if c.claim.refused(addr, isLive(p.State), members, time.Now()) {
+				return errNameHeld(p.Name, addr, isLive(p.State))
 			}
-			return errNameHeld(p.Name, addr, isLive(p.State))
+			if !isLive(p.State) {
+				continue // this node's previous life, dead: its name is reclaimed
+			}
+			if c.logged.due("claim "+addr.String(), logClaimEvery, time.Now()) {
+				c.cfg.Logger.Error("cluster: another node claims this node's name", "node", p.Name, "claimant", addr)
+			}
+			return fmt.Errorf("node name %s is this node's, claimed by %s", p.Name, addr)
 		}
 		if !isLive(p.State) {
 			continue

@@ -109,7 +109,7 @@
 // alive after longer than a gone node takes to be declared dead (see
 // claim.go). The nodes it tries log "cluster: refused a node with a taken
 // name" with the name and both addresses. Once joined, a node keeps its
-// name: a state naming another holder is refused and logged. A node with
+// name: a state naming another live holder is refused and logged. A node with
 // a wrong key is not refused by name, since nothing it sends can be read:
 // both sides log "cluster: gossip not decryptable with our key" (with the
 // peer address when known), the join is retried with backoff, the node

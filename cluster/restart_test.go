@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -104,5 +105,37 @@ func TestNameTimes(t *testing.T) {
 				t.Errorf("nameWait %v, want %v", got, tc.wait)
 			}
 		})
+	}
+}
+
+// A second node of a live node's name that joins the holder itself is
+// refused by it and gives up; the holder keeps its name and says so.
+func TestDuplicateJoinsHolder(t *testing.T) {
+	var log2, logDup testutil.LogBuffer
+	n1 := startNode(t, "n1", nil)
+	n2 := startNode(t, "n2", logTo(&log2), n1)
+	eventually(t, "2 members", func() bool { return n1.ml.NumMembers() == 2 && n2.ml.NumMembers() == 2 })
+	register(t, n2, "a", "web", "10.0.0.1")
+	eventually(t, "n1 holds n2's", func() bool { return len(serviceOn(t, n1, "web")) == 1 })
+
+	dup := startNode(t, "n2", logTo(&logDup), n2)
+	select {
+	case <-dup.done:
+		if !errors.Is(dup.err, ErrNameTaken) {
+			t.Fatalf("Run returned %v, want ErrNameTaken", dup.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the duplicate is still running")
+	}
+	select {
+	case <-n2.done:
+		t.Fatalf("the holder stopped: %v", n2.err)
+	default:
+	}
+	if want := `msg="cluster: another node claims this node's name" node=n2 claimant=` + dup.Addr().String(); !strings.Contains(log2.String(), want) {
+		t.Errorf("the holder's log lacks %q:\n%s", want, log2.String())
+	}
+	if got := serviceOn(t, n1, "web"); !slices.Equal(got, []string{"n2/a"}) {
+		t.Errorf("n1 holds %v", got)
 	}
 }

@@ -254,6 +254,61 @@ func TestClusterNodeDeath(t *testing.T) {
 	})
 }
 
+// A node whose container is recreated on another address (a restart that
+// got a new IP, a move to another host) before the others declared it
+// dead comes back under its name: it waits for its old self to be
+// declared dead and its name reclaimable (README: failure detection plus
+// 5 s), then every node answers its containers again and lists it at the
+// new address.
+func TestClusterRestartNewAddress(t *testing.T) {
+	requireDocker(t)
+	cn := newClusterNet(t, "cluster-moved")
+	key := clusterKey(t)
+	nodes := startCluster(t, cn, key, 3)
+	n1, rest := nodes[0], nodes[1:]
+	id := runOn(t, n1.Name, "moved-web", "--label", "SERVICE_NAME=moved-web")
+	p := publishedPort(t, id)
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, "node "+n.Name+" answers moved-web", func() error {
+			return publishedIs(n.API.DNS, svcName("moved-web"), hostAddr(n1.Name), p)
+		})
+	}
+
+	mustDocker(t, "rm", "-f", namePrefix+n1.Ctr)
+	stopped := time.Now()
+	moved := startNode(t, cn, nodeSpec{Name: n1.Name, IPNum: 31, Key: key, Join: []string{rest[0].Addr(), rest[1].Addr()}})
+	for _, n := range rest {
+		eventually(t, failureDetection+20*time.Second, "node "+n.Name+" lists n1 alive at its new address", func() error {
+			if !moved.Running(t) {
+				t.Fatalf("the moved n1 exited:\n%s", moved.Log())
+			}
+			got, err := n.Nodes()
+			if err != nil {
+				return err
+			}
+			for _, m := range got {
+				if m.Name == n1.Name && strings.HasPrefix(m.Address, moved.IP+":") && m.State == "alive" {
+					return nil
+				}
+			}
+			return fmt.Errorf("node %s lists %+v", n.Name, got)
+		})
+		t.Logf("node %s: n1 alive at its new address %v after the old one was removed", n.Name, time.Since(stopped).Round(time.Millisecond))
+	}
+	for _, n := range append([]*clusterNode{moved}, rest...) {
+		eventually(t, 10*time.Second, "node "+n.Name+" answers the moved node's instance", func() error {
+			return publishedIs(n.API.DNS, svcName("moved-web"), hostAddr(n1.Name), p)
+		})
+		t.Logf("node %s: the moved node's instance answered %v after the old one was removed", n.Name, time.Since(stopped).Round(time.Millisecond))
+	}
+	eventually(t, 20*time.Second, "all three lists agree", func() error {
+		return sameListings(append([]*clusterNode{moved}, rest...), hostContainers(t))
+	})
+	if l := logWith(moved.Log(), "name held by"); l != "" {
+		t.Logf("the moved node waited: %s", l)
+	}
+}
+
 // Node 3 is cut off the network while containers change on nodes 1 and 3;
 // once it is back, the three full listings are equal within the
 // convergence time, and hold exactly what the hosts run.
