@@ -53,6 +53,18 @@ func TestApplyBatchReadsItsOwnWrites(t *testing.T) {
 			wantErr: []error{nil, nil},
 		},
 		{
+			name: "a container put twice in one service",
+			changes: []catalog.Change{dockerPut(c9(nodeA), "books-ms"),
+				{Put: &catalog.ContainerRecord{Container: c9(nodeA), Instances: []*catalog.Instance{inst(c9(nodeA), "books-ms", 81)}}}},
+			wantErr: []error{nil, nil},
+		},
+		{
+			name:    "a container held before, moved to another service and back, deleted, put again",
+			seed:    []catalog.Change{dockerPut(c9(nodeA), "books-ms"), dockerPut(ctr(nodeA, "c8", "web-8"), "books-ms")},
+			changes: []catalog.Change{dockerPut(c9(nodeA), "orders"), dockerPut(c9(nodeA), "books-ms"), {Delete: "c9"}, dockerPut(c9(nodeA), "orders")},
+			wantErr: []error{nil, nil, nil, nil},
+		},
+		{
 			name:    "an API id put, then a container's instance with that id",
 			changes: []catalog.Change{apiPut("c9:80/tcp"), dockerPut(c9(nodeA), "books-ms")},
 			wantErr: []error{nil, catalog.ErrConflict},

@@ -50,7 +50,13 @@ func New() *Catalog {
 		// The schema is a constant; an error here is a programming error.
 		panic(fmt.Sprintf("catalog schema: %v", err))
 	}
-	c := &Catalog{db: db}
+	// A snapshot of the database, not the database: memdb tracks the
+	// radix nodes a write of the primary mutates, to close their watch
+	// channels at commit, and with more than 8,192 of them (any large
+	// batch) walks both trees to find them. Nothing watches the rows (the
+	// lookup tree's channels serve every watch, see lookupTree), and a
+	// snapshot's writes track nothing.
+	c := &Catalog{db: db.Snapshot()}
 	c.snap.Store(&snapshot{tree: lookupTree{iradix.New()}, next: make(chan struct{})})
 	return c
 }

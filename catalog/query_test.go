@@ -196,6 +196,8 @@ func TestContainersByTarget(t *testing.T) {
 	put(t, cat, ctr(nodeA, "a2", "web-2", "172.18.0.6/16"))
 	put(t, cat, withTarget(ctr(nodeA, "a3", "", "172.18.0.7/16"), "3f0c1e2d4b5a"))  // no name: the writer picked a target
 	put(t, cat, withTarget(ctr(nodeB, "b2", "web", "172.19.0.6/16"), "web.node-b")) // qualified by its writer
+	put(t, cat, withTarget(ctr(nodeB, "b3", "web", "172.19.0.7/16"), "node-b.web")) // web.node-b's labels reversed
+	put(t, cat, withTarget(ctr(nodeB, "b4", "", "172.19.0.8/16"), "a.b.c"))
 	register(t, cat, apiInst("ext-1", "books-ms", 80))
 	tests := []struct {
 		target string
@@ -205,6 +207,12 @@ func TestContainersByTarget(t *testing.T) {
 		{"web-2", []string{"a2"}},
 		{"3f0c1e2d4b5a", []string{"a3"}},
 		{"web.node-b", []string{"b2"}},
+		{"node-b.web", []string{"b3"}},
+		{"a.b.c", []string{"b4"}},
+		{"c.b.a", nil},
+		{"node-b", nil},
+		{"b.c", nil},
+		{"a.b", nil},
 		{"ext-1", []string{"api/ext-1"}},
 		{"we", nil},
 		{"3f0c", nil}, // a target, never a prefix

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -38,7 +39,7 @@ func schema() *memdb.DBSchema {
 			Name: tableContainers,
 			Indexes: map[string]*memdb.IndexSchema{
 				indexID:      {Name: indexID, Unique: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.ID })},
-				indexTarget:  {Name: indexTarget, AllowMissing: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.Target })},
+				indexTarget:  {Name: indexTarget, AllowMissing: true, Indexer: targetIndexer{}},
 				indexAddr:    {Name: indexAddr, AllowMissing: true, Indexer: addrIndexer{}},
 				indexExpires: {Name: indexExpires, AllowMissing: true, Indexer: expiresIndexer{}},
 			},
@@ -87,6 +88,48 @@ func oneString(args []any) (string, error) {
 		return "", fmt.Errorf("container index: want a string, got %T", args[0])
 	}
 	return s, nil
+}
+
+// targetIndexer indexes container rows by target, its labels in reverse
+// order: a peer's targets end in the peer's name (<target>.<owner>), so
+// that its rows make one subtree of the index, and a write of one peer's
+// records copies that subtree's nodes, not nodes shared with every other
+// peer. Keys end in a NUL, as rowString's do; memdb appends the row's id
+// (the index is not unique), for which the key leaves room.
+type targetIndexer struct{}
+
+func (targetIndexer) FromObject(obj any) (bool, []byte, error) {
+	r, ok := obj.(*containerRow)
+	if !ok {
+		return false, nil, fmt.Errorf("target index: unexpected %T", obj)
+	}
+	if r.ctr.Target == "" {
+		return false, nil, nil
+	}
+	return true, targetKey(r.ctr.Target, len(r.ctr.ID)+1), nil
+}
+
+func (targetIndexer) FromArgs(args ...any) ([]byte, error) {
+	s, err := oneString(args)
+	if err != nil {
+		return nil, err
+	}
+	return targetKey(s, 0), nil
+}
+
+// targetKey is target with its labels in reverse order, a NUL after, and
+// room for spare more bytes.
+func targetKey(target string, spare int) []byte {
+	b := make([]byte, 0, len(target)+1+spare)
+	for {
+		i := strings.LastIndexByte(target, '.')
+		b = append(b, target[i+1:]...)
+		if i < 0 {
+			return append(b, 0)
+		}
+		b = append(b, '.')
+		target = target[:i]
+	}
 }
 
 // addrIndexer indexes containers by each of their network addresses, for

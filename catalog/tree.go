@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"sort"
 
 	iradix "github.com/hashicorp/go-immutable-radix"
 )
@@ -108,28 +109,33 @@ func networkKey(buf []byte, p netip.Prefix) []byte {
 // at the end, so that a resync of 10,000 containers rebuilds each service once
 // and not once per container.
 type treeChange struct {
-	services map[string]serviceChange
+	services map[string]*serviceChange
 	tags     map[string]int
 	networks map[netip.Prefix]int
 }
 
-// serviceChange replaces, in one service, the instances of some
-// containers: by container id, the new instances (none, for a container
-// that left the service). The old instances of every container named here
-// go.
-type serviceChange map[string][]*Instance
+// serviceChange is what a write does to one service: the instances it
+// puts, in the order put, and the containers whose instances go, each with
+// the number of instances put when it went: those put before go too,
+// those put after stay. A write that only adds (a node joining the cluster
+// adds 99,000 containers) drops nothing, and keeps every instance the
+// service had without looking at them.
+type serviceChange struct {
+	added   []*Instance
+	dropped map[string]int
+}
 
 func (v *treeChange) empty() bool {
 	return len(v.services) == 0 && len(v.tags) == 0 && len(v.networks) == 0
 }
 
-func (v *treeChange) service(name string) serviceChange {
+func (v *treeChange) service(name string) *serviceChange {
 	if v.services == nil {
-		v.services = map[string]serviceChange{}
+		v.services = map[string]*serviceChange{}
 	}
 	sc := v.services[name]
 	if sc == nil {
-		sc = serviceChange{}
+		sc = &serviceChange{}
 		v.services[name] = sc
 	}
 	return sc
@@ -149,7 +155,7 @@ func (v *treeChange) replaceRow(old, new *containerRow, instances bool) {
 		if instances {
 			for _, inst := range new.insts {
 				sc := v.service(inst.Service)
-				sc[new.ctr.ID] = append(sc[new.ctr.ID], inst)
+				sc.added = append(sc.added, inst)
 				v.countTags(inst, +1)
 			}
 		}
@@ -160,9 +166,13 @@ func (v *treeChange) replaceRow(old, new *containerRow, instances bool) {
 // dropInstances takes r's instances out of their services and tags.
 func (v *treeChange) dropInstances(r *containerRow) {
 	for _, inst := range r.insts {
-		// Emptied, not deleted: its old instances go, and so do any put
-		// earlier in this same write.
-		v.service(inst.Service)[r.ctr.ID] = nil
+		// Its instances in the tree go, and so do any put earlier in this
+		// same write.
+		sc := v.service(inst.Service)
+		if sc.dropped == nil {
+			sc.dropped = map[string]int{}
+		}
+		sc.dropped[r.ctr.ID] = len(sc.added)
 		v.countTags(inst, -1)
 	}
 }
@@ -199,24 +209,11 @@ func (v *treeChange) apply(lt lookupTree, index uint64) (lookupTree, *iradix.Txn
 	var key [1 + MaxLabelLen + 1]byte
 	for name, sc := range v.services {
 		k := treeKey(key[:], keyService, name)
-		row := &serviceRow{Name: name, Index: index}
-		var kept []*Instance
+		var old *serviceRow
 		if raw, ok := txn.Get(k); ok {
-			old := raw.(*serviceRow)
-			kept = make([]*Instance, 0, len(old.Instances))
-			for _, inst := range old.Instances {
-				if _, replaced := sc[inst.ContainerID]; !replaced {
-					kept = append(kept, inst)
-				}
-			}
+			old = raw.(*serviceRow)
 		}
-		row.Instances = mergeByID(kept, sc)
-		for _, inst := range row.Instances {
-			if inst.Passing {
-				row.Passing++
-			}
-		}
-		txn.Insert(slices.Clone(k), row) // the tree keeps the key
+		txn.Insert(slices.Clone(k), sc.row(name, index, old)) // the tree keeps the key
 	}
 	for tag, d := range v.tags {
 		if d != 0 {
@@ -231,25 +228,69 @@ func (v *treeChange) apply(lt lookupTree, index uint64) (lookupTree, *iradix.Txn
 	return lookupTree{txn.CommitOnly()}, txn
 }
 
-// mergeByID returns kept (sorted by id) and the instances of sc in one
-// list sorted by id. Only the new ones are sorted: a change of one
-// container in a service of thousands sorts one instance, not thousands.
-func mergeByID(kept []*Instance, sc serviceChange) []*Instance {
-	var added []*Instance
-	for _, insts := range sc {
-		added = append(added, insts...)
+// row returns the service name's row, at index, with the change made to
+// old (nil: the service is new).
+func (sc *serviceChange) row(name string, index uint64, old *serviceRow) *serviceRow {
+	row := &serviceRow{Name: name, Index: index}
+	var kept []*Instance
+	if old != nil {
+		kept, row.Passing = old.Instances, old.Passing
 	}
-	byID := func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) }
-	slices.SortFunc(added, byID)
-	out := make([]*Instance, 0, len(kept)+len(added))
-	for len(kept) > 0 && len(added) > 0 {
-		if byID(kept[0], added[0]) <= 0 {
-			out, kept = append(out, kept[0]), kept[1:]
-		} else {
-			out, added = append(out, added[0]), added[1:]
+	added := sc.added
+	if len(sc.dropped) > 0 {
+		kept, added = sc.drop(kept), sc.stillAdded()
+		row.Passing = 0
+		for _, inst := range kept {
+			if inst.Passing {
+				row.Passing++
+			}
 		}
 	}
-	return append(append(out, kept...), added...)
+	for _, inst := range added {
+		if inst.Passing {
+			row.Passing++
+		}
+	}
+	row.Instances = mergeByID(kept, added)
+	return row
+}
+
+// drop returns the instances of kept whose containers stay.
+func (sc *serviceChange) drop(kept []*Instance) []*Instance {
+	out := make([]*Instance, 0, len(kept))
+	for _, inst := range kept {
+		if _, gone := sc.dropped[inst.ContainerID]; !gone {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// stillAdded returns the instances put that no later drop took out.
+func (sc *serviceChange) stillAdded() []*Instance {
+	out := make([]*Instance, 0, len(sc.added))
+	for k, inst := range sc.added {
+		if at, gone := sc.dropped[inst.ContainerID]; !gone || k >= at {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// mergeByID returns kept (sorted by id) and added in one new list sorted
+// by id; added is sorted in place. Only the new ones are sorted, and each
+// finds its place in kept by binary search: a change of one container in a
+// service of thousands sorts one instance and copies the rest.
+func mergeByID(kept, added []*Instance) []*Instance {
+	slices.SortFunc(added, func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) })
+	out := make([]*Instance, 0, len(kept)+len(added))
+	for _, inst := range added {
+		// After any equal id, as a stable merge puts it.
+		n := sort.Search(len(kept), func(i int) bool { return kept[i].ID > inst.ID })
+		out = append(append(out, kept[:n]...), inst)
+		kept = kept[n:]
+	}
+	return append(out, kept...)
 }
 
 // adjustCount adds d to the count at k, and removes the row at zero. k is
