@@ -2,7 +2,6 @@ package catalog_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -14,7 +13,7 @@ import (
 // peerRecords are the records of owners peers of per containers each, as
 // the cluster stores a peer's (ids <owner>/<id>, targets <target>.<owner>,
 // one published port, no address, 100 services every node runs), each
-// owner's in a random order as a peer's state arrives.
+// owner's in id order, as the cluster writes a peer's state.
 func peerRecords(owners, per int) [][]catalog.ContainerRecord {
 	out := make([][]catalog.ContainerRecord, owners)
 	for o := range owners {
@@ -32,7 +31,6 @@ func peerRecords(owners, per int) [][]catalog.ContainerRecord {
 				Node: owner, Source: catalog.SourceDocker, Passing: true,
 			})
 		}
-		rand.New(rand.NewPCG(uint64(o), 1)).Shuffle(per, func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
 		out[o] = recs
 	}
 	return out

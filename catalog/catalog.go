@@ -110,6 +110,22 @@ func (w *writeTxn) row(id string) (*containerRow, error) {
 	return txnRows{w.base}.row(id)
 }
 
+// replaced returns the row that r replaces, nil when there is none: row
+// with r's key, which a lookup by id would make again.
+func (w *writeTxn) replaced(r *containerRow) (*containerRow, error) {
+	if old, ok := w.rows[r.ctr.ID]; ok {
+		return old, nil
+	}
+	raw, err := w.base.First(tableContainers, indexID, r)
+	if err != nil {
+		return nil, fmt.Errorf("read container %s: %w", r.ctr.ID, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*containerRow), nil
+}
+
 // expect sizes the write's record of the rows it changes for n rows, so
 // that a batch of 99,000 does not grow it (and rehash it) step by step.
 func (w *writeTxn) expect(n int) {

@@ -192,6 +192,21 @@ func TestPutContainer(t *testing.T) {
 			wantInsts: []string{"c2:80/tcp"},
 		},
 		{
+			name:    "instance id that only starts with its container's id",
+			write:   putW(c1(), withID(inst(c1(), "books-ms", 80), "c1x:80/tcp")),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
+			name:    "instance id that is its container's id",
+			write:   putW(c1(), withID(inst(c1(), "books-ms", 80), "c1")),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
+			name:    "instance id with another separator",
+			write:   putW(c1(), withID(inst(c1(), "books-ms", 80), "c1/80")),
+			wantErr: catalog.ErrInvalid,
+		},
+		{
 			name:    "container without id",
 			write:   putW(ctr(nodeA, "", "web-3")),
 			wantErr: catalog.ErrInvalid,

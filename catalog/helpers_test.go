@@ -129,3 +129,9 @@ func withTarget(c *catalog.Container, target string) *catalog.Container {
 	c.Target = target
 	return c
 }
+
+// withID gives i another id.
+func withID(i *catalog.Instance, id string) *catalog.Instance {
+	i.ID = id
+	return i
+}

@@ -181,7 +181,7 @@ func (i *Instance) validate() error {
 	if i.Source == SourceAPI && i.ContainerID != APIContainerID(i.ID) {
 		return fmt.Errorf("%w instance %s: container %q, an API instance's is %q", ErrInvalid, i.ID, i.ContainerID, APIContainerID(i.ID))
 	}
-	if i.Source != SourceAPI && !strings.HasPrefix(i.ID, i.ContainerID+":") {
+	if i.Source != SourceAPI && !inContainer(i.ID, i.ContainerID) {
 		return fmt.Errorf("%w instance %s: id does not start with its container's id %q and a colon", ErrInvalid, i.ID, i.ContainerID)
 	}
 	if err := i.Proxy.validate(i.ID); err != nil {
@@ -199,6 +199,12 @@ func (i *Instance) validate() error {
 		}
 	}
 	return nil
+}
+
+// inContainer reports whether id starts with ctrID and a colon, without
+// building that string (a Docker id is too long for the stack's buffer).
+func inContainer(id, ctrID string) bool {
+	return len(id) > len(ctrID) && id[len(ctrID)] == ':' && id[:len(ctrID)] == ctrID
 }
 
 func (c *Container) validate() error {

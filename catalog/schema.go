@@ -31,6 +31,13 @@ const (
 type containerRow struct {
 	ctr   *Container
 	insts []*Instance
+	// key is the row's key in the id index, made once: memdb asks for it
+	// twice at each insert.
+	key []byte
+}
+
+func newRow(ctr *Container, insts []*Instance) *containerRow {
+	return &containerRow{ctr: ctr, insts: insts, key: idKey(ctr.ID)}
 }
 
 func schema() *memdb.DBSchema {
@@ -38,7 +45,7 @@ func schema() *memdb.DBSchema {
 		tableContainers: {
 			Name: tableContainers,
 			Indexes: map[string]*memdb.IndexSchema{
-				indexID:      {Name: indexID, Unique: true, Indexer: rowString(func(r *containerRow) string { return r.ctr.ID })},
+				indexID:      {Name: indexID, Unique: true, Indexer: idIndexer{}},
 				indexTarget:  {Name: indexTarget, AllowMissing: true, Indexer: targetIndexer{}},
 				indexAddr:    {Name: indexAddr, AllowMissing: true, Indexer: addrIndexer{}},
 				indexExpires: {Name: indexExpires, AllowMissing: true, Indexer: expiresIndexer{}},
@@ -48,36 +55,36 @@ func schema() *memdb.DBSchema {
 	}}
 }
 
-// rowString indexes container rows by one string field, without the
-// reflection of memdb.StringFieldIndex (a third of a write's time). Keys
-// end in a NUL so that "web" does not find "web2"; an empty string is no
-// entry.
-type rowString func(*containerRow) string
+// idIndexer indexes container rows by id, without the reflection of
+// memdb.StringFieldIndex (a third of a write's time). Keys end in a NUL, so
+// that "web" does not find "web2". A lookup takes an id, or a row (see
+// writeTxn.replaced), whose key is made.
+type idIndexer struct{}
 
-func (f rowString) FromObject(obj any) (bool, []byte, error) {
+func (idIndexer) FromObject(obj any) (bool, []byte, error) {
 	r, ok := obj.(*containerRow)
 	if !ok {
-		return false, nil, fmt.Errorf("container index: unexpected %T", obj)
+		return false, nil, fmt.Errorf("id index: unexpected %T", obj)
 	}
-	s := f(r)
-	if s == "" {
-		return false, nil, nil
-	}
-	return true, append([]byte(s), 0), nil
+	return true, r.key, nil
 }
 
-func (f rowString) FromArgs(args ...any) ([]byte, error) {
+func (idIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) == 1 {
+		if r, ok := args[0].(*containerRow); ok {
+			return r.key, nil
+		}
+	}
 	s, err := oneString(args)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(s), 0), nil
+	return idKey(s), err
 }
 
-func (f rowString) PrefixFromArgs(args ...any) ([]byte, error) {
+func (idIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
 	s, err := oneString(args)
 	return []byte(s), err
 }
+
+func idKey(id string) []byte { return append([]byte(id), 0) }
 
 func oneString(args []any) (string, error) {
 	if len(args) != 1 {
@@ -94,7 +101,7 @@ func oneString(args []any) (string, error) {
 // order: a peer's targets end in the peer's name (<target>.<owner>), so
 // that its rows make one subtree of the index, and a write of one peer's
 // records copies that subtree's nodes, not nodes shared with every other
-// peer. Keys end in a NUL, as rowString's do; memdb appends the row's id
+// peer. Keys end in a NUL, as the id index's do; memdb appends the row's id
 // (the index is not unique), for which the key leaves room.
 type targetIndexer struct{}
 

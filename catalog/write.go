@@ -226,11 +226,11 @@ func (w *writeTxn) putRecord(r ContainerRecord) (change, error) {
 	}
 	// A source only ever writes what it owns: checked for every row before
 	// anything is written, so a refused record changes nothing.
-	old, err := w.checkOwner(r)
+	row := newRow(r.Container, r.Instances)
+	old, err := w.checkOwner(row)
 	if err != nil {
 		return changeNone, err
 	}
-	row := &containerRow{ctr: r.Container, insts: r.Instances}
 	d := classify(old, row)
 	if !d.write {
 		return changeNone, nil
@@ -279,9 +279,9 @@ func (r ContainerRecord) validate() error {
 
 // checkOwner returns the row r replaces (nil: none), or ErrConflict when
 // another source or node owns that row or one of r's instance ids.
-func (w *writeTxn) checkOwner(r ContainerRecord) (*containerRow, error) {
-	ctr := r.Container
-	old, err := w.row(ctr.ID)
+func (w *writeTxn) checkOwner(r *containerRow) (*containerRow, error) {
+	ctr := r.ctr
+	old, err := w.replaced(r)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (w *writeTxn) checkOwner(r ContainerRecord) (*containerRow, error) {
 			return nil, fmt.Errorf("%w: container %s is owned by %s/%s, not %s/%s", ErrConflict, ctr.ID, old.ctr.Source, old.ctr.Node, ctr.Source, ctr.Node)
 		}
 	}
-	for _, inst := range r.Instances {
+	for _, inst := range r.insts {
 		// The id is unique if the one other row it could live in (see
 		// Instance.ID) does not hold it.
 		var other string
