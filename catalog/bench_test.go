@@ -105,3 +105,41 @@ func BenchmarkApplyPeerBulk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyPeerChange is the catalog's part of a change a peer
+// gossips, on a node holding 99 peers' 1,000 containers each: one peer
+// record replaced by one with its instance in another service, in one
+// Apply.
+func BenchmarkApplyPeerChange(b *testing.B) {
+	const owners, per = 99, 1000
+	peers := peerRecords(owners, per)
+	cat := ownCatalog(b, per)
+	for _, recs := range peers {
+		ch := make([]catalog.Change, len(recs))
+		for i := range recs {
+			ch[i] = catalog.Change{Put: &recs[i]}
+		}
+		if _, errs := cat.Apply(ch); errs != nil {
+			b.Fatalf("Apply: %v", errs)
+		}
+	}
+	// The changes move a record between two services, other than its own.
+	moved := make([][]catalog.Change, 2)
+	for k := range moved {
+		r := peers[owners/2][per/2]
+		i := *r.Instances[0]
+		i.Service = fmt.Sprintf("app%d", (per/2+1+k)%100)
+		moved[k] = []catalog.Change{{Put: &catalog.ContainerRecord{Container: r.Container, Instances: []*catalog.Instance{&i}}}}
+	}
+	n := 0
+	began := cat.Index()
+	for b.Loop() {
+		if _, errs := cat.Apply(moved[n%2]); errs != nil {
+			b.Fatalf("Apply: %v", errs)
+		}
+		n++
+	}
+	if writes := cat.Index() - began; writes != uint64(n) {
+		b.Fatalf("%d changes wrote %d times", n, writes)
+	}
+}
