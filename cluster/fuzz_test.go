@@ -60,7 +60,7 @@ func FuzzDecode(f *testing.F) {
 			}
 		case msgState:
 			if s, raws, err := decodeState(body); err == nil {
-				h.applyState(s, raws)
+				h.applyState(s, raws, nil)
 			}
 		case msgPushPull:
 			if p, err := decodePushPull(body); err == nil {

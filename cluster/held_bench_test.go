@@ -66,7 +66,7 @@ func BenchmarkHeldRecords(b *testing.B) {
 		h.mu.Lock()
 		for k := range states {
 			h.memberUp(states[k].Owner, "alive", netip.MustParseAddrPort("127.0.0.1:7946"), 1)
-			h.applyState(states[k], raws[k])
+			h.applyState(states[k], raws[k], nil)
 			h.flush()
 		}
 		h.mu.Unlock()

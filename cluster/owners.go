@@ -220,7 +220,7 @@ func (h *holder) applyContent(o *owner, d *delta) []catalog.Change {
 	}
 	for k := range d.Puts {
 		if !h.newerHeld(o, d.Puts[k].ID, seq) {
-			ch = h.put(o, &d.Puts[k], nil, seq, ch)
+			ch = h.put(o, &d.Puts[k], nil, nil, seq, ch)
 		}
 	}
 	if o.ahead == nil {
@@ -303,9 +303,10 @@ func (h *holder) drainPending(o *owner) {
 	h.gap(o)
 }
 
-// put stores r in o (raw its encoding, computed when nil), within the
-// instance cap, and appends the store change.
-func (h *holder) put(o *owner, r *wireRecord, raw []byte, seq uint64, ch []catalog.Change) []catalog.Change {
+// put stores r in o (raw its encoding, computed when nil; conv its store
+// form, converted here when nil), within the instance cap, and appends the
+// store change.
+func (h *holder) put(o *owner, r *wireRecord, raw []byte, conv *converted, seq uint64, ch []catalog.Change) []catalog.Change {
 	if raw == nil {
 		e := encoder{}
 		e.record(r)
@@ -317,7 +318,13 @@ func (h *holder) put(o *owner, r *wireRecord, raw []byte, seq uint64, ch []catal
 		o.records[r.ID] = old
 		return ch
 	}
-	rec, err := toCatalog(o.name, r)
+	var rec catalog.ContainerRecord
+	var err error
+	if conv != nil {
+		rec, err = conv.rec, conv.err
+	} else {
+		rec, err = toCatalog(o.name, r)
+	}
 	if err != nil {
 		h.m.refused.Inc()
 		h.log.Warn("cluster: peer record refused", "owner", o.name, "container", r.ID, "err", err)
@@ -362,10 +369,11 @@ func (h *holder) clear(o *owner) []catalog.Change {
 	return ch
 }
 
-// applyState replaces what is held of s.Owner by s; h.mu is held.
-// Records written or deleted here by deltas after s (applied past a gap)
-// are newer than s and stay as they are.
-func (h *holder) applyState(s *state, raws [][]byte) bool {
+// applyState replaces what is held of s.Owner by s (raws the records'
+// encodings; conv, if not nil, their store form); h.mu is held. Records
+// written or deleted here by deltas after s (applied past a gap) are newer
+// than s and stay as they are.
+func (h *holder) applyState(s *state, raws [][]byte, conv []converted) bool {
 	if s.Owner == h.self {
 		return false
 	}
@@ -393,9 +401,14 @@ func (h *holder) applyState(s *state, raws [][]byte) bool {
 		}
 	}
 	for k := range s.Records {
-		if !h.newerHeld(o, s.Records[k].ID, seq) {
-			ch = h.put(o, &s.Records[k], raws[k], seq, ch)
+		if h.newerHeld(o, s.Records[k].ID, seq) {
+			continue
 		}
+		var cv *converted
+		if conv != nil {
+			cv = &conv[k]
+		}
+		ch = h.put(o, &s.Records[k], raws[k], cv, seq, ch)
 	}
 	o.ver = s.Version
 	o.lastFull = h.now()

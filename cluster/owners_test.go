@@ -73,7 +73,7 @@ func (h *holder) run(s step) {
 		if err != nil {
 			panic(err)
 		}
-		h.applyState(st, raws)
+		h.applyState(st, raws, nil)
 	case s.up != "":
 		h.memberUp(s.up, "alive", netip.MustParseAddrPort("127.0.0.1:7946"), s.inc)
 		if o := h.owners[s.up]; o != nil && !s.ask {
