@@ -36,7 +36,11 @@
 // that does not fill within a few gossip rounds makes the node ask the
 // owner for its full state. A full state replaces what is held of its owner
 // in one catalog write (records that newer deltas wrote stay), and a newer
-// incarnation replaces all the owner had.
+// incarnation replaces all the owner had. The states of one stream (a
+// join's: every other node's) are written some 10,000 records at a time,
+// never splitting one, in the stream's order, each told (Config.OnApply)
+// once written; the apply goroutine writes, and another decodes the next
+// states meanwhile, so a join takes about as long as the catalog's writes.
 //
 // Peers' records are written into the catalog under their owner (Node is
 // the owner's name, Source its own source), with ids in the owner's
