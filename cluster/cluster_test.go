@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/svcdns/svcdns/catalog"
 	"github.com/svcdns/svcdns/internal/testutil"
 )
 
@@ -121,6 +122,42 @@ func TestRestartReplaces(t *testing.T) {
 	n2b := startNode(t, "n2", func(c *Config) { c.BindAddr = addr }, n1)
 	register(t, n2b, "new", "web", "10.0.0.3")
 	eventually(t, "n1 holds only new", func() bool { return slices.Equal(serviceOn(t, n1, "web"), []string{"n2/new"}) })
+}
+
+// A peer that joins a node's address while the node starts (peers join a
+// dead node's address every Rejoin) is answered by memberlist before
+// Create returns: the merge must not read the local node of a memberlist
+// New has not stored yet, a nil pointer. This loop meets that window
+// within a fraction of a second.
+func TestMergeWhileStarting(t *testing.T) {
+	n1 := startNode(t, "n1", nil)
+	probe := startNode(t, "n2", nil)
+	addr := probe.Addr().String()
+	probe.kill()
+	stop := make(chan struct{})
+	joined := make(chan struct{})
+	defer func() { close(stop); <-joined }()
+	go func() {
+		defer close(joined)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				n1.ml.Join([]string{addr})
+			}
+		}
+	}()
+	deadline := time.Now().Add(time.Second)
+	for starts := 0; starts < 150 && time.Now().Before(deadline); {
+		c, err := New(Config{Node: "n2", BindAddr: addr, Store: catalog.New(), Timing: FastTiming()})
+		if err != nil {
+			continue // the port not free yet
+		}
+		starts++
+		time.Sleep(time.Millisecond)
+		c.Shutdown()
+	}
 }
 
 func logTo(buf *testutil.LogBuffer) func(*Config) {

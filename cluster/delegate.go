@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -127,9 +128,19 @@ const logClaimEvery = time.Minute
 // returns ErrNameTaken). Once joined, a node refuses and logs a state
 // that names another node of its name. The node joined through refuses
 // a claimant of a name it holds live at another address.
+//
+// memberlist answers push/pulls from the moment it listens, before Create
+// returns: a peer that joins this node's address while it starts (peers
+// join a dead node's address every Rejoin, so a node restarting on it
+// meets them) merges before there is a local node to compare with. That
+// merge is refused; the peer's state comes again with this node's join.
 func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 	c := d.c
-	self := c.Addr()
+	ml := c.mlp.Load()
+	if ml == nil {
+		return errStarting
+	}
+	self := nodeAddr(ml.LocalNode())
 	names := make([]string, len(peers))
 	members := 0
 	for k, p := range peers {
@@ -177,6 +188,8 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 func isLive(s memberlist.NodeStateType) bool {
 	return s == memberlist.StateAlive || s == memberlist.StateSuspect
 }
+
+var errStarting = errors.New("merge refused: this node is starting")
 
 // NotifyAlive refuses a peer whose name cannot be a DNS label.
 func (d *delegate) NotifyAlive(p *memberlist.Node) error {
