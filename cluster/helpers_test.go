@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -31,6 +32,18 @@ func testLogger(t *testing.T) *slog.Logger {
 // startNode starts a node on 127.0.0.1:0 with fast timings, joining join.
 func startNode(t *testing.T, name string, mod func(*Config), join ...*testNode) *testNode {
 	t.Helper()
+	n, err := newNode(t, name, mod, join...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	return n
+}
+
+// newNode binds a node as startNode does without running it: memberlist
+// answers on its address, but it joins nobody until run.
+func newNode(t *testing.T, name string, mod func(*Config), join ...*testNode) (*testNode, error) {
+	t.Helper()
 	cfg := Config{Node: name, BindAddr: "127.0.0.1:0", Store: catalog.New(), Timing: FastTiming(), Logger: testLogger(t)}
 	for _, j := range join {
 		cfg.Join = append(cfg.Join, j.Addr().String())
@@ -40,19 +53,28 @@ func startNode(t *testing.T, name string, mod func(*Config), join ...*testNode) 
 	}
 	c, err := New(cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	n := &testNode{Cluster: c, cat: cfg.Store.(*catalog.Catalog), done: make(chan struct{})}
+	t.Cleanup(n.stop)
+	return n, nil
+}
+
+// run runs the node until stop.
+func (n *testNode) run() {
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &testNode{Cluster: c, cat: cfg.Store.(*catalog.Catalog), cancel: cancel, done: make(chan struct{})}
+	n.cancel = cancel
 	go func() {
-		n.err = c.Run(ctx)
+		n.err = n.Run(ctx)
 		close(n.done)
 	}()
-	t.Cleanup(n.stop)
-	return n
 }
 
 func (n *testNode) stop() {
+	if n.cancel == nil { // never run
+		n.Shutdown()
+		return
+	}
 	n.cancel()
 	select {
 	case <-n.done:
