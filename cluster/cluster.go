@@ -355,10 +355,14 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if addrs := c.missing(); len(addrs) > 0 {
-			if n, err := c.join(addrs); n > 0 {
+		if addrs := c.missing(ctx); len(addrs) > 0 {
+			before := c.ml.NumMembers()
+			// A join address that reaches a member under another
+			// address (a NAT, this node's other interface) is joined
+			// each time: only a join that found members is news.
+			if n, err := c.join(addrs); n > 0 && c.ml.NumMembers() > before {
 				c.cfg.Logger.Info("cluster: rejoined", "contacted", n, "members", c.ml.NumMembers())
-			} else {
+			} else if n == 0 {
 				c.cfg.Logger.Debug("cluster: rejoin failed", "addrs", addrs, "err", err)
 			}
 		}
@@ -447,16 +451,43 @@ func (c *Cluster) strangerLoop(ctx context.Context) {
 
 // missing lists the addresses to join again: the dead peers' (memberlist
 // lists no dead node, so they come from what is held here), and the join
-// list when this node is alone. Joining a node that is held dead tells it
-// so; it refutes, and both sides see it alive again. The join list is
-// not joined while peers are live: every node would join it each Rejoin
-// for as long as any node stays dead.
-func (c *Cluster) missing() []string {
+// addresses that are neither a live member's nor this node's. After a
+// partition heals, each side may hold nothing of the other that is still
+// true (its nodes restarted during it and joined only their own side, or
+// left before it and came back during it), and only the join list still
+// names them. A live member's address is not joined again: every node
+// would push/pull with it each Rejoin.
+func (c *Cluster) missing(ctx context.Context) []string {
 	out := c.h.deadAddrs()
-	if c.ml.NumMembers() <= 1 {
-		out = append(out, c.cfg.Join...)
+	live := c.h.liveAddrSet()
+	live[c.Addr()] = true
+	for _, a := range c.cfg.Join {
+		if !allLive(ctx, a, live) {
+			out = append(out, a)
+		}
 	}
 	return out
+}
+
+// allLive reports whether every address the join address a names (a name
+// is resolved) is in live.
+func allLive(ctx context.Context, a string, live map[netip.AddrPort]bool) bool {
+	host, port, err := splitHostPort(a, DefaultPort)
+	if err != nil {
+		return false
+	}
+	ips := []netip.Addr{}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = append(ips, ip)
+	} else if ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		if !live[netip.AddrPortFrom(ip.Unmap(), uint16(port))] {
+			return false
+		}
+	}
+	return len(ips) > 0
 }
 
 // oneLine flattens memberlist's multi-line join errors for a log field.

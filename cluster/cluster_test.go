@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,4 +379,54 @@ func TestPartitionHeals(t *testing.T) {
 	for n, w := range want {
 		eventually(t, n.Name()+" converges after the cut", func() bool { return slices.Equal(serviceOn(t, n, "web"), w) })
 	}
+}
+
+// Two nodes leave (maintenance), a cut separates their hosts from the
+// others, and they come back during it, joining each other only. After
+// the cut heals, neither side holds anything of the other that leads
+// there (the others hold them left, they never knew the others): only
+// their join list names the other side, and it is joined while its
+// addresses are not live members.
+func TestRejoinAcrossHealedCut(t *testing.T) {
+	nodes := startCluster(t, 4, nil)
+	n1, n3, n4 := nodes[0], nodes[2], nodes[3]
+	var all []string
+	for _, n := range nodes {
+		all = append(all, n.Addr().String())
+	}
+	register(t, n1, "a", "web", "10.0.0.1")
+	for _, n := range []*testNode{n3, n4} {
+		n.stop()
+	}
+	for _, name := range []string{"n3", "n4"} {
+		eventually(t, "n1 holds "+name+" left", func() bool {
+			m := n1.Members()
+			return slices.ContainsFunc(m, func(m Member) bool { return m.Name == name && m.State == "left" })
+		})
+	}
+	// A stream's remote address is its dialer's port, no gossip
+	// address: the dialer's side cuts it.
+	away, here := map[string]bool{all[2]: true, all[3]: true}, map[string]bool{all[0]: true, all[1]: true}
+	var cutOn atomic.Bool
+	cutOn.Store(true)
+	fromAway := func(a string) bool { return cutOn.Load() && away[a] }
+	fromHere := func(a string) bool { return cutOn.Load() && here[a] }
+	for _, n := range nodes[:2] {
+		n.tr.cut.Store(&fromAway)
+	}
+	var back []*testNode
+	for k, name := range []string{"n3", "n4"} {
+		n, err := newNode(t, name, func(c *Config) { c.BindAddr, c.Join = all[2+k], all })
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.tr.cut.Store(&fromHere)
+		n.run()
+		back = append(back, n)
+	}
+	register(t, back[0], "c", "web", "10.0.0.3")
+	eventually(t, "n3 and n4 together", func() bool { return back[0].ml.NumMembers() == 2 && back[1].ml.NumMembers() == 2 })
+	cutOn.Store(false)
+	eventually(t, "n1 holds n3's", func() bool { return slices.Equal(serviceOn(t, n1, "web"), []string{"a", "n3/c"}) })
+	eventually(t, "n3 holds n1's", func() bool { return slices.Equal(serviceOn(t, back[0], "web"), []string{"c", "n1/a"}) })
 }

@@ -110,6 +110,19 @@ func (h *holder) liveNodes() map[string]*memberlist.Node {
 	return out
 }
 
+// liveAddrSet is the set of the gossip addresses of the peers held live.
+func (h *holder) liveAddrSet() map[netip.AddrPort]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[netip.AddrPort]bool, len(h.owners)+1)
+	for _, o := range h.owners {
+		if o.member && o.addr.IsValid() {
+			out[o.addr] = true
+		}
+	}
+	return out
+}
+
 // deadAddrs lists the gossip addresses of the peers held dead (not left).
 func (h *holder) deadAddrs() []string {
 	h.mu.Lock()
