@@ -437,6 +437,18 @@ func (c *chaos) members() string {
 		for _, m := range x.n.Members() {
 			fmt.Fprintf(&b, " %s=%s@%v", m.Name, m.State, m.Version)
 		}
+		b.WriteString("\n  held (id@seq):")
+		x.n.h.mu.Lock()
+		for _, name := range slices.Sorted(maps.Keys(x.n.h.owners)) {
+			o := x.n.h.owners[name]
+			var ids []string
+			for id, hr := range o.records {
+				ids = append(ids, fmt.Sprintf("%s@%d", id, hr.seq))
+			}
+			slices.Sort(ids)
+			fmt.Fprintf(&b, " %s%v shown=%t tombs=%v ahead=%v", name, ids, o.shown, o.tombs, o.ahead)
+		}
+		x.n.h.mu.Unlock()
 		b.WriteString("\n")
 	}
 	return b.String()
