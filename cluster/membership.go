@@ -26,6 +26,7 @@ func (h *holder) memberUp(name, st string, addr netip.AddrPort, inc uint64) {
 		o.askNow, o.asked, o.askAgain = true, time.Time{}, 0
 	}
 	o.member, o.state, o.addr, o.touched = true, st, addr, h.now()
+	o.metaInc = max(o.metaInc, inc)
 	if inc > o.ver.Incarnation && !o.ver.IsZero() {
 		// Restarted: what is held is its previous life.
 		ch := h.clear(o)
@@ -53,10 +54,13 @@ func (h *holder) memberUp(name, st string, addr netip.AddrPort, inc uint64) {
 
 // left handles owner's announcement of a graceful leave: its records of
 // incarnation inc (or older) are removed and forgotten. It reports whether
-// the news was new, to be relayed.
+// the news was new, to be relayed. A leave of a life older than the one
+// memberlist has shown up since (a node that left and came back at once,
+// its leave relayed late) is stale, whether or not anything of the new
+// life is held yet.
 func (h *holder) left(owner string, inc uint64) bool {
 	o := h.owners[owner]
-	if o == nil || owner == h.self || o.state == "left" || o.ver.Incarnation > inc {
+	if o == nil || owner == h.self || o.state == "left" || max(o.ver.Incarnation, o.metaInc) > inc {
 		return false
 	}
 	h.memberDown(owner, true)

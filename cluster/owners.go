@@ -43,6 +43,7 @@ type owner struct {
 	records   map[string]heldRecord // by the owner's container id
 	instances int
 	member    bool           // memberlist holds it alive or suspect
+	metaInc   uint64         // the newest incarnation its node meta told
 	state     string         // memberlist's view: alive, suspect, dead, left
 	addr      netip.AddrPort // its gossip address
 	shown     bool           // its records are in the store

@@ -156,6 +156,8 @@ func TestHolder(t *testing.T) {
 			want: []string{}, wantGap: true},
 		{name: "a leave of an older incarnation is ignored", steps: []step{up, sStep("p", 2, 1, a), {down: "p", left: true, inc: 1}},
 			want: []string{pa}, held: Version{2, 1}},
+		{name: "a leave of an older incarnation after the newer one is up is ignored", steps: []step{up, sStep("p", 1, 1, a), {up: "p", inc: 2}, {down: "p", left: true, inc: 1}, sStep("p", 2, 1, b)},
+			want: []string{pb}, held: Version{2, 1}},
 		{name: "not yet a member: held, not shown", steps: []step{sStep("p", 1, 1, a)},
 			want: []string{}, held: Version{1, 1}},
 		{name: "not yet a member: shown when it joins", steps: []step{sStep("p", 1, 1, a), up},
