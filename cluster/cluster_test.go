@@ -256,13 +256,16 @@ func TestMetrics(t *testing.T) {
 	n := startNode(t, "n3", func(c *Config) { c.Registerer = reg }, nodes[0])
 	register(t, nodes[0], "a", "web", "10.0.0.1")
 	eventually(t, "n3 holds a", func() bool { return len(serviceOn(t, n, "web")) == 1 })
+	// b comes as a delta: n3 holds n1's state by now (a may have come in it).
+	register(t, nodes[0], "b", "web", "10.0.0.2")
+	eventually(t, "n3 holds b", func() bool { return len(serviceOn(t, n, "web")) == 2 })
 	if names := testutil.LintMetrics(t, reg); len(names) != 15 {
 		t.Errorf("metrics %v", names)
 	}
 	// Gossip goes on: every series below moves within a few rounds.
 	wanted := []string{"svcdns_cluster_members{alive}", "svcdns_cluster_gossip_bytes_in_total", "svcdns_cluster_gossip_bytes_out_total",
 		"svcdns_cluster_gossip_messages_in_total", "svcdns_cluster_gossip_messages_out_total", "svcdns_cluster_push_pulls_total",
-		"svcdns_cluster_delay_seconds"}
+		"svcdns_cluster_delay_seconds{delta}", "svcdns_cluster_delay_seconds{state}"}
 	var got map[string]float64
 	eventually(t, "every series counted", func() bool {
 		got = gather(t, reg)
@@ -285,23 +288,44 @@ func TestDelayOfUnchangedState(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n1 := startNode(t, "n1", nil)
 	startNode(t, "n2", func(c *Config) { c.Registerer = reg }, n1)
-	var h *dto.Histogram
+	var kinds map[string]*dto.Histogram
 	eventually(t, "n2 applies n1's state", func() bool {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "svcdns_cluster_delay_seconds" {
-				h = mf.GetMetric()[0].GetHistogram()
-			}
-		}
-		return h.GetSampleCount() > 0
+		kinds = delayHistograms(t, reg)
+		return kinds["state"].GetSampleCount() > 0
 	})
 	// A bound on sanity, not on speed: both nodes started moments ago.
-	if sum := h.GetSampleSum(); sum > time.Hour.Seconds() {
-		t.Errorf("delay of %d states: %g s in all", h.GetSampleCount(), sum)
+	if sum := kinds["state"].GetSampleSum(); sum > time.Hour.Seconds() {
+		t.Errorf("delay of %d states: %g s in all", kinds["state"].GetSampleCount(), sum)
 	}
+	// A join brings full states only: nothing spread as a delta yet, so
+	// an alert on the deltas' delay sees none of the join's.
+	if n := kinds["delta"].GetSampleCount(); n != 0 {
+		t.Errorf("%d deltas observed before any change", n)
+	}
+}
+
+// delayHistograms reads svcdns_cluster_delay_seconds from reg by its kind
+// label.
+func delayHistograms(t *testing.T, reg prometheus.Gatherer) map[string]*dto.Histogram {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.Histogram{}
+	for _, mf := range mfs {
+		if mf.GetName() != "svcdns_cluster_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" {
+					out[l.GetValue()] = m.GetHistogram()
+				}
+			}
+		}
+	}
+	return out
 }
 
 // gather reads reg's series as name{label values} -> value (a histogram's

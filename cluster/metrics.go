@@ -32,17 +32,22 @@ type metrics struct {
 	stateRequests                      counter
 	instancesCut, refused              counter
 	strangerJoins                      counter
-	delay                              prometheus.Histogram
+	delay                              *prometheus.HistogramVec // by kind: delta, state
+	delayDelta, delayState             prometheus.Observer
 }
 
 func newMetrics() *metrics {
-	return &metrics{
-		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+	m := &metrics{
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "delay_seconds",
-			Help:    "Time from a change on its owner (the owner's clock) to its arrival in this node's catalog, deltas and full states.",
+			Help: "Time from a change on its owner (the owner's clock) to its arrival in this node's catalog, by kind: " +
+				"delta (a change spreading), state (a full state: a join, a node back, a gap repaired; counts from the owner's last change, which may be long ago).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}),
+		}, []string{"kind"}),
 	}
+	// Both series from the start, so that a rate over them has a base.
+	m.delayDelta, m.delayState = m.delay.WithLabelValues("delta"), m.delay.WithLabelValues("state")
+	return m
 }
 
 // register puts the series on reg; members counts members by state at

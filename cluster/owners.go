@@ -464,7 +464,11 @@ func (h *holder) flush() {
 	now := h.now()
 	for _, a := range h.pendApplied {
 		a.Received = now
-		h.m.delay.Observe(a.Delay().Seconds())
+		if a.Full {
+			h.m.delayState.Observe(a.Delay().Seconds())
+		} else {
+			h.m.delayDelta.Observe(a.Delay().Seconds())
+		}
 		if h.onApply != nil {
 			h.onApply(a)
 		}
