@@ -26,13 +26,15 @@ func (h *holder) wanted(wait, every time.Duration) []request {
 		}
 		r := request{To: o.name, Wants: []digestEntry{{o.name, o.ver}}}
 		if o.askNow {
-			// Back from a cut: what others changed meanwhile may have
-			// missed this node too, and the node that came up may hold
-			// it. Ask it for every owner held here. This node's own
-			// version goes along: the node that came up may have
-			// missed this node's changes too, and no delta of them
-			// may come again to show it the gap.
-			r.Wants = append(r.Wants, h.digest(o.name)...)
+			// This node's own version goes along: the node that came
+			// up may have missed this node's changes, and no delta of
+			// them may come again to show it the gap. Other owners'
+			// states are not asked of it: each live one is asked
+			// itself when it comes up, or sends its deltas here, and
+			// a node held dead by mistake (too busy to answer probes)
+			// holds nearly every owner a little newer under steady
+			// changes: every member asking it for all of them would
+			// make it send N states to each of N members.
 			r.Wants = append(r.Wants, digestEntry{h.self, h.selfOwn.ver})
 		}
 		o.askNow = false
@@ -57,17 +59,6 @@ func (o *owner) mayAsk(now time.Time, every time.Duration) bool {
 func (o *owner) ask(now time.Time, every time.Duration) {
 	o.asked = now
 	o.askAgain = min(max(every, 2*o.askAgain), maxAskAgain)
-}
-
-// digest is the version of every owner held here but skip; h.mu is held.
-func (h *holder) digest(skip string) []digestEntry {
-	var out []digestEntry
-	for _, o := range h.owners {
-		if o.name != skip && !o.ver.IsZero() {
-			out = append(out, digestEntry{o.name, o.ver})
-		}
-	}
-	return out
 }
 
 // behind lists the owners of a digest that are newer there than here,

@@ -300,3 +300,25 @@ func TestBehindCount(t *testing.T) {
 		})
 	}
 }
+
+// A member that comes back (held dead by mistake, or back from a cut) is
+// asked for its own state, with this node's version, and for no other
+// owner's: under steady changes it holds nearly every owner a little
+// newer, and every member asking it for all of them would make it send
+// N states to each of N members.
+func TestAskOnComeBackOwnOnly(t *testing.T) {
+	h := newTestHolder(catalog.New(), 100)
+	for _, p := range []string{"p", "q", "r"} {
+		h.run(step{up: p})
+		h.run(sStep(p, 1, 5, rec("a", "web")))
+	}
+	h.run(step{down: "r"})
+	h.run(step{up: "r", ask: true})
+	h.mu.Lock()
+	got := h.wanted(time.Second, time.Second)
+	h.mu.Unlock()
+	want := []request{{To: "r", Wants: []digestEntry{{"r", Version{1, 5}}, {"self", Version{}}}}}
+	if len(got) != 1 || got[0].To != want[0].To || !slices.Equal(got[0].Wants, want[0].Wants) {
+		t.Errorf("asks %+v, want %+v", got, want)
+	}
+}
