@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -204,14 +203,7 @@ func TestDuplicateNameRefused(t *testing.T) {
 	register(t, dup, "evil", "web", "10.6.6.6")
 	// It waits for the holder to be declared dead, as a restarted node
 	// would (nameWait: 4.6 s with FastTiming), then gives up.
-	select {
-	case <-dup.done:
-		if !errors.Is(dup.err, ErrNameTaken) {
-			t.Fatalf("Run returned %v, want ErrNameTaken", dup.err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the duplicate is still running")
-	}
+	waitNameTaken(t, dup)
 	for _, want := range []string{
 		`msg="cluster: node name held by another address, waiting for it to be declared dead" node=n2 holder=` + n2.Addr().String(),
 		`msg="cluster: node name taken" node=n2 holder=` + n2.Addr().String(),

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -97,6 +98,21 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitNameTaken waits for dup, a node with a taken name, to give up: it
+// waits for the holder to be declared dead first (nameWait: 4.6 s with
+// FastTiming).
+func waitNameTaken(t *testing.T, dup *testNode) {
+	t.Helper()
+	select {
+	case <-dup.done:
+		if !errors.Is(dup.err, ErrNameTaken) {
+			t.Fatalf("Run returned %v, want ErrNameTaken", dup.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the duplicate is still running")
 	}
 }
 

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -119,14 +118,7 @@ func TestDuplicateJoinsHolder(t *testing.T) {
 	eventually(t, "n1 holds n2's", func() bool { return len(serviceOn(t, n1, "web")) == 1 })
 
 	dup := startNode(t, "n2", logTo(&logDup), n2)
-	select {
-	case <-dup.done:
-		if !errors.Is(dup.err, ErrNameTaken) {
-			t.Fatalf("Run returned %v, want ErrNameTaken", dup.err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the duplicate is still running")
-	}
+	waitNameTaken(t, dup)
 	select {
 	case <-n2.done:
 		t.Fatalf("the holder stopped: %v", n2.err)
