@@ -458,26 +458,26 @@ func (h *Handler) qualified(target, node string) string {
 // a cluster, for <name>.<this node>, this node's own container <name>: the
 // SRV target of its instances, which a client may ask of any node.
 func (h *Handler) containers(label string) ([]*catalog.Container, error) {
-	ctrs, err := h.cat.ContainersByTarget(label)
-	if err != nil {
-		return nil, err
-	}
-	out := ctrs[:0:0]
-	for _, c := range ctrs {
-		if c.Passing {
-			out = append(out, c)
-		}
+	out, err := h.passingByTarget(nil, label, "")
+	if err != nil || !h.cluster {
+		return out, err
 	}
 	own, ok := strings.CutSuffix(label, "."+h.node)
-	if !ok || !h.cluster || strings.Contains(own, ".") {
+	if !ok || strings.Contains(own, ".") {
 		return out, nil
 	}
-	ctrs, err = h.cat.ContainersByTarget(own)
+	return h.passingByTarget(out, own, h.node)
+}
+
+// passingByTarget appends to out the passing containers whose target is
+// target, only node's when node is not "".
+func (h *Handler) passingByTarget(out []*catalog.Container, target, node string) ([]*catalog.Container, error) {
+	ctrs, err := h.cat.ContainersByTarget(target)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range ctrs {
-		if c.Passing && c.Node == h.node {
+		if c.Passing && (node == "" || c.Node == node) {
 			out = append(out, c)
 		}
 	}
