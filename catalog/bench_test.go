@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // peerRecords are the records of owners peers of per containers each, as
@@ -82,7 +83,7 @@ func BenchmarkApplyPeerBulk(b *testing.B) {
 				cat := ownCatalog(b, per)
 				runtime.GC()
 				runtime.ReadMemStats(&ms)
-				before, cpuBegan := ms.Mallocs, processCPU()
+				before, cpuBegan := ms.Mallocs, testutil.ProcessCPU()
 				b.StartTimer()
 				for _, ch := range batches {
 					if _, errs := cat.Apply(ch); errs != nil {
@@ -90,7 +91,7 @@ func BenchmarkApplyPeerBulk(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				cpu += processCPU() - cpuBegan
+				cpu += testutil.ProcessCPU() - cpuBegan
 				runtime.ReadMemStats(&ms)
 				allocs += ms.Mallocs - before
 				if st, err := cat.Stats(); err != nil || st.Instances != (owners+1)*per {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/svcdns/svcdns/catalog"
+	"github.com/svcdns/svcdns/internal/testutil"
 )
 
 // joinBundle is the bundle of full states a joining node gets from its
@@ -81,11 +82,11 @@ func BenchmarkJoin(b *testing.B) {
 		msg := append([]byte(nil), buf...)
 		b.StartTimer()
 		runtime.LockOSThread()
-		began, cpuBegan, loopBegan := time.Now(), processCPU(), threadCPU()
+		began, cpuBegan, loopBegan := time.Now(), testutil.ProcessCPU(), threadCPU()
 		c.handle(event{kind: evMsg, buf: msg}, nil)
 		c.h.flush()
 		total += time.Since(began)
-		cpu += processCPU() - cpuBegan
+		cpu += testutil.ProcessCPU() - cpuBegan
 		loop += threadCPU() - loopBegan
 		runtime.UnlockOSThread()
 		b.StopTimer()
